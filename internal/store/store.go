@@ -1,0 +1,149 @@
+// Package store holds the records Vigil keeps in SQL and the contract both
+// implementations (sqlite/, postgres/) meet, proved by storetest.Run.
+//
+// The SQL store is a projection of the event log on the bus plus the
+// configuration data (organisations, people, devices). Writes of events are
+// group-committed: ApplyEvents takes a batch and commits it in one
+// transaction, idempotent by (device_id, msg_id).
+//
+// This package imports only the standard library and internal/event. It must
+// not import the bus, gateways, HTTP or the concrete drivers; those live in
+// the subpackages, and only internal/app imports them.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"vigil/internal/event"
+)
+
+// Sentinel errors. Implementations wrap them with the operation.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: already exists")
+	// ErrSchemaBehind: the database has migrations this binary does not
+	// know yet (run a newer binary). ErrSchemaAhead is the reverse wording
+	// from the binary's side: the database lacks migrations (run migrate).
+	ErrSchemaNewer = errors.New("store: database schema is newer than this binary")
+	ErrSchemaOlder = errors.New("store: database schema is older than this binary; run `vigil migrate`")
+	ErrSchemaDrift = errors.New("store: applied migration differs from the embedded one")
+)
+
+// Org is an organisation (a care provider, a team of a council).
+type Org struct {
+	ID        string // short slug chosen by the operator, e.g. "acme"
+	Name      string
+	CreatedAt time.Time
+}
+
+// PersonKind says whether a person is a lone worker or a monitored resident.
+type PersonKind string
+
+// The person kinds.
+const (
+	PersonWorker   PersonKind = "worker"
+	PersonResident PersonKind = "resident"
+)
+
+// Person is someone Vigil protects.
+type Person struct {
+	ID        string
+	OrgID     string
+	Kind      PersonKind
+	Name      string
+	CreatedAt time.Time
+}
+
+// Device is a registered wearable, pendant, tracker or phone app.
+type Device struct {
+	ID       string
+	OrgID    string
+	Name     string
+	PersonID string // "" when unassigned
+	// SecretHash is SHA-256 of the device's random secret. The secret
+	// itself is shown once at registration and never stored.
+	SecretHash []byte
+	// CertFingerprint is the SHA-256 of the device's client certificate,
+	// once enrolled with one (device enrolment issue); "" until then.
+	CertFingerprint string
+	Firmware        string
+	CreatedAt       time.Time
+	DisabledAt      time.Time // zero while enabled
+	State           DeviceState
+}
+
+// DeviceState is what the projection of events says about a device now.
+type DeviceState struct {
+	LastSeen     time.Time // received_at of the newest event; zero if never
+	LastPosition *event.Position
+	PositionTime time.Time // device time of LastPosition
+	Battery      *int
+	Charging     bool
+	BatteryTime  time.Time
+	Events       int64
+}
+
+// StoredEvent is an event as kept in the event log.
+type StoredEvent struct {
+	Seq int64 // store-assigned, increasing
+	event.Event
+}
+
+// PositionRecord is one row of position history.
+type PositionRecord struct {
+	DeviceID   string
+	MsgID      string
+	DeviceTime time.Time
+	Late       bool
+	event.Position
+}
+
+// EventFilter selects events for listing.
+type EventFilter struct {
+	OrgID    string
+	DeviceID string
+	Limit    int // default 100, at most 1000
+}
+
+// Store is everything Vigil keeps in SQL. Consumers declare the smaller
+// interfaces they need; this is the whole contract the conformance suite
+// checks.
+type Store interface {
+	CreateOrg(ctx context.Context, o Org) error
+	GetOrg(ctx context.Context, id string) (Org, error)
+	ListOrgs(ctx context.Context) ([]Org, error)
+
+	CreatePerson(ctx context.Context, p Person) error
+	GetPerson(ctx context.Context, id string) (Person, error)
+	ListPeople(ctx context.Context, orgID string) ([]Person, error)
+
+	CreateDevice(ctx context.Context, d Device) error
+	GetDevice(ctx context.Context, id string) (Device, error)
+	ListDevices(ctx context.Context, orgID string) ([]Device, error) // orgID "" lists all
+	AssignDevice(ctx context.Context, deviceID, personID string) error // personID "" unassigns
+	SetDeviceSecret(ctx context.Context, deviceID string, secretHash []byte) error
+	DisableDevice(ctx context.Context, deviceID string, at time.Time) error
+
+	// ApplyEvents projects a batch in one transaction: appends each event
+	// not yet stored (by DeviceID+MsgID) to the event log, appends
+	// positions to the history, and advances each device's state (a late
+	// event never replaces newer state). It returns how many events were
+	// new. Events of unknown devices are an error for the whole batch.
+	ApplyEvents(ctx context.Context, evs []event.Event) (inserted int, err error)
+	ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, error) // newest first
+	CountEvents(ctx context.Context, deviceID string) (int64, error)      // "" counts all
+	HasEvent(ctx context.Context, deviceID, msgID string) (bool, error)
+	Positions(ctx context.Context, deviceID string, from, to time.Time) ([]PositionRecord, error) // by device time, oldest first
+
+	// GetMeta and PutMeta keep small named values (e.g. the bootstrap
+	// token's hash). GetMeta returns ErrNotFound for an unknown key.
+	GetMeta(ctx context.Context, key string) (string, error)
+	PutMeta(ctx context.Context, key, value string) error
+	DeleteMeta(ctx context.Context, key string) error
+
+	// Ping checks the database answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
