@@ -1,0 +1,353 @@
+// Package app is the only package that knows every part of Vigil: it builds
+// the store, the bus, the gateways and the listeners from a config.Config,
+// starts them, and tears them down in reverse order. `vigil serve`, `vigil
+// demo` and the end-to-end tests all run through it.
+//
+// New builds without starting goroutines or binding ports; Start binds and
+// serves; Stop(ctx) runs the cleanup stack in reverse; Addr(name) returns a
+// bound address (for :0 in tests).
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"vigil/internal/bus"
+	"vigil/internal/clock"
+	"vigil/internal/config"
+	"vigil/internal/device"
+	"vigil/internal/event"
+	"vigil/internal/gateway/httpgw"
+	"vigil/internal/gateway/mqttgw"
+	"vigil/internal/pki"
+	"vigil/internal/store"
+	"vigil/internal/store/postgres"
+	"vigil/internal/store/sqlite"
+)
+
+// Deps are the outside inputs of the app.
+type Deps struct {
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// Out receives the one-time messages meant for the operator's terminal
+	// (the bootstrap token), never the log.
+	Out io.Writer
+}
+
+// App is a running (or ready to run) Vigil server.
+type App struct {
+	cfg  config.Config
+	deps Deps
+	log  *slog.Logger
+
+	reg     *prometheus.Registry
+	store   store.Store
+	bus     *bus.Bus
+	devices *device.Registry
+	ca      *pki.CA
+	tlsCfg  *tls.Config
+	tickets *pki.TicketRotator
+	mqtt    *mqttgw.Gateway
+	httpgw  *httpgw.Gateway
+	proj    *projector
+
+	mu       sync.Mutex
+	addrs    map[string]string
+	cleanups []cleanup
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	runErr   chan error
+}
+
+type cleanup struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+func (a *App) onStop(name string, fn func(ctx context.Context) error) {
+	a.cleanups = append(a.cleanups, cleanup{name, fn})
+}
+
+// New builds the app: data directory, TLS material, store (migrated or
+// checked), bus and gateways. Nothing listens until Start.
+func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) {
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Out == nil {
+		deps.Out = io.Discard
+	}
+	a = &App{cfg: cfg, deps: deps, log: deps.Logger, addrs: map[string]string{}, runErr: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			_ = a.Stop(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := a.setupTLS(); err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
+	a.onStop("store", func(context.Context) error { return st.Close() })
+
+	b, err := bus.Open(ctx, bus.Config{
+		URL:       cfg.NATS.URL,
+		CredsFile: cfg.NATS.CredsFile,
+		Dir:       filepath.Join(cfg.DataDir, "jetstream"),
+		Listen:    cfg.NATS.Listen,
+		Sync:      cfg.NATS.Sync,
+		Replicas:  cfg.NATS.Replicas,
+	}, a.log.With("component", "bus"))
+	if err != nil {
+		return nil, fmt.Errorf("open bus: %w", err)
+	}
+	a.bus = b
+	a.onStop("bus", func(context.Context) error { b.Close(); return nil })
+
+	a.devices = device.NewRegistry(st, deps.Clock)
+	dec := event.NewDecoder(event.Limits{})
+	pub := publisher{b: b}
+	a.mqtt, err = mqttgw.New(mqttgw.Config{
+		Listen:         cfg.MQTT.Listen,
+		MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
+		MaxConnections: int64(cfg.MQTT.MaxConnections),
+		ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum),
+	}, a.tlsCfg, a.devices, pub, dec, deps.Clock, a.log.With("component", "mqtt"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.httpgw = httpgw.New(httpgw.Config{}, a.devices, pub, dec, deps.Clock, a.log.With("component", "https"), a.reg)
+	a.proj = newProjector(st, a.log.With("component", "projector"), a.reg)
+
+	if err := a.bootstrapToken(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenStore opens the configured store, migrating first when the config says
+// so; otherwise it refuses a schema that is not the binary's.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	kind, dsn := cfg.StoreKind()
+	switch kind {
+	case "postgres":
+		st, err := postgres.Open(ctx, dsn, postgres.Options{AutoMigrate: cfg.AutoMigrate})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		return st, nil
+	default:
+		if dsn == "" {
+			dsn = filepath.Join(cfg.DataDir, "vigil.db")
+		}
+		st, err := sqlite.Open(ctx, dsn, sqlite.Options{AutoMigrate: cfg.AutoMigrate})
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+		return st, nil
+	}
+}
+
+func (a *App) setupTLS() error {
+	now := a.deps.Clock.Now()
+	var cert tls.Certificate
+	tlsDir := filepath.Join(a.cfg.DataDir, "tls")
+	ca, err := pki.EnsureCA(tlsDir, now)
+	if err != nil {
+		return fmt.Errorf("set up CA: %w", err)
+	}
+	a.ca = ca
+	if a.cfg.TLS.CertFile != "" {
+		cert, err = pki.LoadKeyPair(a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+	} else {
+		cert, err = ca.EnsureServerCert(tlsDir, a.cfg.TLS.Hosts, now)
+		if err != nil {
+			return fmt.Errorf("set up server certificate: %w", err)
+		}
+	}
+	a.tlsCfg = pki.ServerConfig(cert)
+	a.tickets = pki.NewTicketRotator(a.tlsCfg)
+	return nil
+}
+
+// bootstrapToken creates, on first start, the one-time token with which the
+// first admin account will be created, prints it once to the operator's
+// terminal and keeps only its hash.
+func (a *App) bootstrapToken(ctx context.Context) error {
+	_, err := a.store.GetMeta(ctx, metaBootstrapHash)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("read bootstrap state: %w", err)
+	}
+	if _, err := a.store.GetMeta(ctx, metaBootstrapUsed); err == nil {
+		return nil
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return fmt.Errorf("bootstrap token: %w", err)
+	}
+	tok := "vgb_" + base64.RawURLEncoding.EncodeToString(raw)
+	sum := sha256.Sum256([]byte(tok))
+	if err := a.store.PutMeta(ctx, metaBootstrapHash, hex.EncodeToString(sum[:])); err != nil {
+		return fmt.Errorf("store bootstrap token: %w", err)
+	}
+	fmt.Fprintf(a.deps.Out, "\nFirst start: one-time bootstrap token for creating the first admin (shown only now):\n\n    %s\n\n", tok)
+	return nil
+}
+
+const (
+	metaBootstrapHash = "bootstrap_token_sha256"
+	metaBootstrapUsed = "bootstrap_token_used"
+)
+
+// Start binds every listener and starts the pipeline.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	// Registered first, so it runs last: listeners stop before the
+	// pipeline they feed.
+	a.onStop("pipeline", func(context.Context) error { cancel(); a.wg.Wait(); return nil })
+
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.tickets.Run(ctx, a.deps.Clock.Now, time.NewTicker(time.Hour).C)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector"}, a.proj.handle)
+		if err != nil {
+			a.log.Error("projector stopped", "err", err)
+			a.runErr <- err
+		}
+	}()
+
+	if err := a.mqtt.Start(); err != nil {
+		return err
+	}
+	a.setAddr("mqtt", a.mqtt.Addr())
+	a.onStop("mqtt", func(context.Context) error { return a.mqtt.Close() })
+
+	if err := a.serveHTTP("https", a.cfg.HTTPS.Listen, a.publicHandler()); err != nil {
+		return err
+	}
+	if err := a.serveHTTP("admin", a.cfg.Admin.Listen, a.adminHandler()); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (a *App) serveHTTP(name, addr string, h http.Handler) error {
+	network := "tcp"
+	if len(addr) > 0 && (addr[0] == '/' || len(addr) > 5 && addr[:5] == "unix:") {
+		network = "unix"
+		if addr[0] != '/' {
+			addr = addr[5:]
+		}
+		_ = os.Remove(addr)
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
+	}
+	a.setAddr(name, ln.Addr().String())
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         a.tlsCfg,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.With("component", name).Handler(), slog.LevelDebug),
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("listener stopped", "listener", name, "err", err)
+			a.runErr <- err
+		}
+	}()
+	a.onStop(name, func(ctx context.Context) error { return srv.Shutdown(ctx) })
+	return nil
+}
+
+func (a *App) setAddr(name, addr string) {
+	a.mu.Lock()
+	a.addrs[name] = addr
+	a.mu.Unlock()
+}
+
+// Addr returns the bound address of a listener: "mqtt", "https" or "admin".
+func (a *App) Addr(name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.addrs[name]
+}
+
+// Err delivers the first fatal error of a running component.
+func (a *App) Err() <-chan error { return a.runErr }
+
+// Stop tears everything down in reverse order of construction.
+func (a *App) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(a.cleanups) - 1; i >= 0; i-- {
+		c := a.cleanups[i]
+		if err := c.fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+		}
+	}
+	a.cleanups = nil
+	return errors.Join(errs...)
+}
+
+// Store returns the store (CLI subcommands and tests).
+func (a *App) Store() store.Store { return a.store }
+
+// Devices returns the device registry.
+func (a *App) Devices() *device.Registry { return a.devices }
+
+// CACertPEM is the CA certificate clients must trust.
+func (a *App) CACertPEM() []byte { return a.ca.CertPEM() }
+
+// MQTTHookIDs lists the broker hooks in use.
+func (a *App) MQTTHookIDs() []string { return a.mqtt.HookIDs() }
+
+// Metrics returns the app's Prometheus registry.
+func (a *App) Metrics() *prometheus.Registry { return a.reg }

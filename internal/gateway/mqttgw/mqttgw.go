@@ -1,0 +1,447 @@
+// Package mqttgw is the device MQTT gateway: an embedded MQTT 3.1.1/5 broker
+// (mochi-mqtt) on TLS that authenticates each device, confines it to its own
+// topics, decodes and validates every payload into an event.Event, hands it
+// to a durable Publisher and only then lets the broker send PUBACK.
+//
+// Ingest goes through the publish hook, never through a subscriber: a
+// subscriber can be dropped under load, the hook blocks the device's own
+// connection until the event is durable. Device messages are never fanned
+// out to other MQTT clients and never retained.
+//
+// Deny by default: a connection is refused unless OnConnect authenticated
+// it; a topic is refused unless it is one of the device's own (see allowed).
+// It must not import store, safety, alert or bus; its dependencies are the
+// small interfaces below, declared here and wired by internal/app.
+package mqttgw
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"vigil/internal/clock"
+	"vigil/internal/event"
+)
+
+// Topic layout. {id} is the device id.
+const (
+	topicRoot     = "v1/devices/"
+	suffixEvents  = "/events"
+	suffixMotion  = "/motion"
+	suffixCommand = "/commands"
+)
+
+// EventsTopic, MotionTopic and CommandsTopic return a device's topics.
+func EventsTopic(deviceID string) string   { return topicRoot + deviceID + suffixEvents }
+func MotionTopic(deviceID string) string   { return topicRoot + deviceID + suffixMotion }
+func CommandsTopic(deviceID string) string { return topicRoot + deviceID + suffixCommand }
+
+// Authenticator checks a device's credentials and returns its organisation.
+// ok is false for an unknown device, a wrong secret or a disabled device
+// (the client is not told which); err is for a failure to check at all.
+type Authenticator interface {
+	AuthenticateDevice(ctx context.Context, deviceID, secret string) (orgID string, ok bool, err error)
+}
+
+// Publisher stores an event durably; it returns nil only once the event
+// will survive a crash.
+type Publisher interface {
+	PublishEvent(ctx context.Context, ev *event.Event) error
+}
+
+// Config tunes the gateway. Zero values take the defaults.
+type Config struct {
+	Listen         string        // default ":8883"
+	MaxPacketBytes int           // default 256 KiB + MQTT overhead
+	MaxConnections int64         // default 100000
+	MaxPerSource   int           // connections per remote IP; default 1000
+	ReceiveMaximum uint16        // QoS1 in-flight window per client; default 256
+	PublishTimeout time.Duration // how long a durable publish may take; default 10s
+	AuthTimeout    time.Duration // default 5s
+}
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = ":8883"
+	}
+	if c.MaxPacketBytes <= 0 {
+		c.MaxPacketBytes = 256<<10 + 1024
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 100000
+	}
+	if c.MaxPerSource <= 0 {
+		c.MaxPerSource = 1000
+	}
+	if c.ReceiveMaximum == 0 {
+		c.ReceiveMaximum = 256
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = 5 * time.Second
+	}
+	return c
+}
+
+type metrics struct {
+	connects  *prometheus.CounterVec
+	accepted  *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+	connected prometheus.Gauge
+	latency   prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_mqtt_connects_total", Help: "MQTT connection attempts by result.",
+		}, []string{"result"}),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_mqtt_messages_accepted_total", Help: "Device messages made durable, by event type.",
+		}, []string{"type"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_mqtt_messages_refused_total", Help: "Device messages or subscriptions refused, by reason.",
+		}, []string{"reason"}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_mqtt_clients_connected", Help: "Devices connected over MQTT.",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_mqtt_durable_publish_seconds",
+			Help:    "Time from receiving a PUBLISH to the event being durable (before PUBACK).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connects, m.accepted, m.refused, m.connected, m.latency)
+	}
+	return m
+}
+
+// Gateway is the MQTT device gateway.
+type Gateway struct {
+	cfg     Config
+	tls     *tls.Config
+	auth    Authenticator
+	pub     Publisher
+	dec     *event.Decoder
+	clk     clock.Clock
+	log     *slog.Logger
+	m       *metrics
+	srv     *mqtt.Server
+	ln      *listeners.TCP
+	mu      sync.Mutex
+	devices map[string]string // client id (= device id) → org id, set on authenticated CONNECT
+	sources map[string]int    // remote IP → open connections
+	hookIDs []string
+}
+
+// New builds a gateway. tlsCfg is required: there is no plaintext listener.
+func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec *event.Decoder, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
+	if tlsCfg == nil {
+		return nil, errors.New("mqttgw: TLS configuration required")
+	}
+	cfg = cfg.withDefaults()
+	g := &Gateway{
+		cfg: cfg, tls: tlsCfg, auth: auth, pub: pub, dec: dec, clk: clk, log: log,
+		m:       newMetrics(reg),
+		devices: make(map[string]string),
+		sources: make(map[string]int),
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
+	caps.MaximumClients = cfg.MaxConnections
+	caps.ReceiveMaximum = cfg.ReceiveMaximum
+	caps.MaximumInflight = cfg.ReceiveMaximum
+	caps.MaximumQos = 1         // QoS 2 is downgraded to 1: at-least-once plus our idempotency
+	caps.RetainAvailable = 0    // devices never retain
+	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
+	caps.MaximumMessageExpiryInterval = 24 * 60 * 60
+	// Wildcard and shared subscriptions stay advertised so that a device
+	// trying one gets the ACL's 0x87, the same answer as any foreign topic.
+	caps.MinimumProtocolVersion = 4 // 3.1.1 and 5; 3.1 is refused
+	g.srv = mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		InlineClient: true, // server → device commands
+		Logger:       log.With("component", "mqtt-broker"),
+	})
+	h := &hook{g: g}
+	if err := g.srv.AddHook(h, nil); err != nil {
+		return nil, fmt.Errorf("mqttgw: add hook: %w", err)
+	}
+	g.hookIDs = append(g.hookIDs, h.ID())
+	return g, nil
+}
+
+// HookIDs lists the broker hooks in use (a test proves no permissive one).
+func (g *Gateway) HookIDs() []string {
+	return append([]string(nil), g.hookIDs...)
+}
+
+// Start binds the listener and serves in the broker's goroutines until Close.
+func (g *Gateway) Start() error {
+	ln := listeners.NewTCP(listeners.Config{ID: "devices-tls", Address: g.cfg.Listen, TLSConfig: g.tls})
+	if err := g.srv.AddListener(ln); err != nil {
+		return fmt.Errorf("mqttgw: listen %s: %w", g.cfg.Listen, err)
+	}
+	g.ln = ln
+	if err := g.srv.Serve(); err != nil {
+		return fmt.Errorf("mqttgw: serve: %w", err)
+	}
+	return nil
+}
+
+// Addr is the bound listener address (useful with port 0).
+func (g *Gateway) Addr() string {
+	if g.ln == nil {
+		return ""
+	}
+	return g.ln.Address()
+}
+
+// Close disconnects every client and stops the listener.
+func (g *Gateway) Close() error {
+	if err := g.srv.Close(); err != nil {
+		return fmt.Errorf("mqttgw: close: %w", err)
+	}
+	return nil
+}
+
+// SendCommand publishes payload on a device's command topic (QoS 1).
+func (g *Gateway) SendCommand(deviceID string, payload []byte) error {
+	if !validID(deviceID) {
+		return errors.New("mqttgw: invalid device id")
+	}
+	if err := g.srv.Publish(CommandsTopic(deviceID), payload, false, 1); err != nil {
+		return fmt.Errorf("mqttgw: send command: %w", err)
+	}
+	return nil
+}
+
+// validID accepts the ids Vigil issues: lowercase letters, digits, - and _,
+// 1–64 long. Anything else (wildcards, '/', NUL, invalid UTF-8) is refused.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 || !utf8.ValidString(id) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// allowed is the whole ACL: a device may publish to its own events and motion
+// topics and subscribe to its own commands topic. Nothing else, ever.
+func allowed(deviceID, topic string, write bool) bool {
+	if write {
+		return topic == EventsTopic(deviceID) || topic == MotionTopic(deviceID)
+	}
+	return topic == CommandsTopic(deviceID)
+}
+
+func remoteIP(cl *mqtt.Client) string {
+	host, _, err := net.SplitHostPort(cl.Net.Remote)
+	if err != nil {
+		return cl.Net.Remote
+	}
+	return host
+}
+
+type hook struct {
+	mqtt.HookBase
+	g *Gateway
+}
+
+func (h *hook) ID() string { return "vigil-device-gateway" }
+
+func (h *hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
+		mqtt.OnDisconnect, mqtt.OnSubscribe:
+		return true
+	}
+	return false
+}
+
+func (h *hook) refuseConnect(cl *mqtt.Client, code packets.Code, reason string) error {
+	h.g.m.connects.WithLabelValues(reason).Inc()
+	h.g.log.Warn("mqtt connect refused", "reason", reason, "remote", cl.Net.Remote)
+	_ = h.g.srv.SendConnack(cl, code, false, nil)
+	return code
+}
+
+// OnConnect authenticates: the client id must be the device id and equal the
+// username; the password is the device secret. Identity is never taken from
+// anything the client says without the secret proving it.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	g := h.g
+	ip := remoteIP(cl)
+	g.mu.Lock()
+	if g.sources[ip] >= g.cfg.MaxPerSource {
+		g.mu.Unlock()
+		return h.refuseConnect(cl, packets.ErrConnectionRateExceeded, "too_many_from_source")
+	}
+	g.sources[ip]++
+	g.mu.Unlock()
+	cl.Properties.Props.User = nil // no client-supplied properties carry meaning
+
+	id := cl.ID
+	user := string(pk.Connect.Username)
+	if !validID(id) {
+		h.release(cl, "")
+		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid, "client_id_invalid")
+	}
+	if user != id {
+		h.release(cl, "")
+		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid, "client_id_mismatch")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.AuthTimeout)
+	defer cancel()
+	orgID, ok, err := g.auth.AuthenticateDevice(ctx, id, string(pk.Connect.Password))
+	if err == nil && !ok {
+		h.release(cl, "")
+		return h.refuseConnect(cl, packets.ErrBadUsernameOrPassword, "bad_credentials")
+	}
+	if err != nil {
+		h.release(cl, "")
+		g.log.Error("mqtt device authentication failed", "device_id", id, "err", err)
+		return h.refuseConnect(cl, packets.ErrServerUnavailable, "auth_unavailable")
+	}
+	g.mu.Lock()
+	g.devices[id] = orgID
+	g.mu.Unlock()
+	g.m.connects.WithLabelValues("ok").Inc()
+	return nil
+}
+
+// release undoes OnConnect's bookkeeping for a connection that ends.
+func (h *hook) release(cl *mqtt.Client, _ string) {
+	ip := remoteIP(cl)
+	h.g.mu.Lock()
+	if h.g.sources[ip] > 1 {
+		h.g.sources[ip]--
+	} else {
+		delete(h.g.sources, ip)
+	}
+	h.g.mu.Unlock()
+}
+
+// OnConnectAuthenticate admits only clients OnConnect authenticated.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	h.g.mu.Lock()
+	_, ok := h.g.devices[cl.ID]
+	h.g.mu.Unlock()
+	if ok {
+		h.g.m.connected.Inc()
+	}
+	return ok
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.release(cl, "")
+	h.g.mu.Lock()
+	_, ok := h.g.devices[cl.ID]
+	h.g.mu.Unlock()
+	if ok {
+		// The device entry stays: a session takeover by the same device
+		// may already have replaced this connection.
+		h.g.m.connected.Dec()
+	}
+}
+
+// OnACLCheck is the topic allowlist.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	if allowed(cl.ID, topic, write) {
+		return true
+	}
+	reason := "acl_subscribe"
+	if write {
+		reason = "acl_publish"
+	}
+	h.g.m.refused.WithLabelValues(reason).Inc()
+	h.g.log.Warn("mqtt topic refused", "device_id", cl.ID, "write", write, "reason", reason)
+	return false
+}
+
+// OnSubscribe refuses a whole subscription when any filter is not the
+// device's own commands topic; mochi then answers each filter with 0x87
+// (3.1.1: 0x80) because OnACLCheck denies it.
+func (h *hook) OnSubscribe(_ *mqtt.Client, pk packets.Packet) packets.Packet { return pk }
+
+// OnPublish decodes, validates and durably publishes a device message before
+// mochi may acknowledge it.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	g := h.g
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	start := g.clk.Now()
+	g.mu.Lock()
+	orgID, ok := g.devices[cl.ID]
+	g.mu.Unlock()
+	if !ok { // cannot happen after OnConnectAuthenticate; deny anyway
+		return pk, h.fail(cl, pk, packets.ErrNotAuthorized, "unauthenticated")
+	}
+	ev, err := g.dec.Decode(pk.Payload, event.Origin{OrgID: orgID, DeviceID: cl.ID, Source: event.SourceMQTT}, start)
+	if err != nil {
+		reason := "invalid_payload"
+		if errors.Is(err, event.ErrTooLarge) {
+			reason = "payload_too_large"
+		}
+		g.log.Warn("mqtt payload refused", "device_id", cl.ID, "reason", reason, "err", err)
+		return pk, h.fail(cl, pk, packets.ErrPayloadFormatInvalid, reason)
+	}
+	isMotionTopic := strings.HasSuffix(pk.TopicName, suffixMotion)
+	if isMotionTopic != (ev.Type == event.TypeMotion) {
+		g.log.Warn("mqtt payload refused", "device_id", cl.ID, "reason", "wrong_topic_for_type", "type", ev.Type)
+		return pk, h.fail(cl, pk, packets.ErrPayloadFormatInvalid, "wrong_topic_for_type")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
+	defer cancel()
+	if err := g.pub.PublishEvent(ctx, &ev); err != nil {
+		// Not durable: never acknowledge. Disconnect so the device keeps
+		// the message and sends it again on its next connection.
+		g.log.Error("durable publish failed; disconnecting device so it retries", "device_id", cl.ID, "err", err)
+		g.m.refused.WithLabelValues("backend_unavailable").Inc()
+		_ = g.srv.DisconnectClient(cl, packets.ErrServerBusy)
+		return pk, packets.ErrRejectPacket
+	}
+	g.m.accepted.WithLabelValues(string(ev.Type)).Inc()
+	g.m.latency.Observe(g.clk.Now().Sub(start).Seconds())
+	// Acknowledge, but never fan out or retain a device's message.
+	return pk, packets.CodeSuccessIgnore
+}
+
+// fail refuses one message. MQTT 5 gets a PUBACK with the reason code (QoS 1)
+// and keeps its connection; 3.1.1 has no negative acknowledgement, so the
+// connection is closed rather than acknowledging what was not accepted.
+func (h *hook) fail(cl *mqtt.Client, pk packets.Packet, code packets.Code, reason string) error {
+	h.g.m.refused.WithLabelValues(reason).Inc()
+	if cl.Properties.ProtocolVersion == 5 {
+		if pk.FixedHeader.Qos == 0 {
+			return packets.ErrRejectPacket
+		}
+		return code
+	}
+	_ = h.g.srv.DisconnectClient(cl, code)
+	return packets.ErrRejectPacket
+}
