@@ -401,19 +401,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !ok { // cannot happen after OnConnectAuthenticate; deny anyway
 		return pk, h.fail(cl, pk, packets.ErrNotAuthorized, "unauthenticated")
 	}
-	ev, err := g.dec.Decode(pk.Payload, event.Origin{OrgID: orgID, DeviceID: cl.ID, Source: event.SourceMQTT}, start)
+	ev, reason, err := decode(g.dec, pk.TopicName, pk.Payload, event.Origin{OrgID: orgID, DeviceID: cl.ID, Source: event.SourceMQTT}, start)
 	if err != nil {
-		reason := "invalid_payload"
-		if errors.Is(err, event.ErrTooLarge) {
-			reason = "payload_too_large"
-		}
 		g.log.Warn("mqtt payload refused", "device_id", cl.ID, "reason", reason, "err", err)
 		return pk, h.fail(cl, pk, packets.ErrPayloadFormatInvalid, reason)
-	}
-	isMotionTopic := strings.HasSuffix(pk.TopicName, suffixMotion)
-	if isMotionTopic != (ev.Type == event.TypeMotion) {
-		g.log.Warn("mqtt payload refused", "device_id", cl.ID, "reason", "wrong_topic_for_type", "type", ev.Type)
-		return pk, h.fail(cl, pk, packets.ErrPayloadFormatInvalid, "wrong_topic_for_type")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.PublishTimeout)
 	defer cancel()
@@ -429,6 +420,22 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	g.m.latency.Observe(g.clk.Now().Sub(start).Seconds())
 	// Acknowledge, but never fan out or retain a device's message.
 	return pk, packets.CodeSuccessIgnore
+}
+
+// decode validates a device message published on topic. reason is a
+// metric label for a refusal.
+func decode(dec *event.Decoder, topic string, payload []byte, from event.Origin, now time.Time) (ev event.Event, reason string, err error) {
+	ev, err = dec.Decode(payload, from, now)
+	if err != nil {
+		if errors.Is(err, event.ErrTooLarge) {
+			return ev, "payload_too_large", err
+		}
+		return ev, "invalid_payload", err
+	}
+	if strings.HasSuffix(topic, suffixMotion) != (ev.Type == event.TypeMotion) {
+		return event.Event{}, "wrong_topic_for_type", fmt.Errorf("mqttgw: %s event on topic %s: motion events go to .../motion, all others to .../events", ev.Type, topic)
+	}
+	return ev, "", nil
 }
 
 // fail refuses one message. MQTT 5 gets a PUBACK with the reason code (QoS 1)
