@@ -341,10 +341,9 @@ func TestMalformedPackets(t *testing.T) {
 		t.Error("empty topic: still connected")
 	}
 	c = e.connected(t, 5, "da", "secret-a")
-	if err := c.Publish(mqttgw.EventsTopic("da"), 1, 1, make([]byte, 70<<10)); err != nil {
-		t.Fatal(err)
-	}
-	if !c.Closed(3 * time.Second) {
+	// The server may close while the oversize packet is still being
+	// written; a write error is the refusal arriving early.
+	if err := c.Publish(mqttgw.EventsTopic("da"), 1, 1, make([]byte, 70<<10)); err == nil && !c.Closed(3*time.Second) {
 		t.Error("packet over MaxPacketBytes: still connected")
 	}
 	c = e.connected(t, 5, "da", "secret-a")
