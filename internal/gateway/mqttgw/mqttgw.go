@@ -166,8 +166,8 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 	caps.MaximumClients = cfg.MaxConnections
 	caps.ReceiveMaximum = cfg.ReceiveMaximum
 	caps.MaximumInflight = cfg.ReceiveMaximum
-	caps.MaximumQos = 1         // QoS 2 is downgraded to 1: at-least-once plus our idempotency
-	caps.RetainAvailable = 0    // devices never retain
+	caps.MaximumQos = 1      // QoS 2 is downgraded to 1: at-least-once plus our idempotency
+	caps.RetainAvailable = 0 // devices never retain
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
 	caps.MaximumMessageExpiryInterval = 24 * 60 * 60
 	// Wildcard and shared subscriptions stay advertised so that a device
