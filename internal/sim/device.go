@@ -1,0 +1,245 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"vigil/internal/event"
+)
+
+// kind is something a device does on a schedule.
+type kind int
+
+const (
+	kindPosition kind = iota
+	kindHeartbeat
+	kindBattery
+	kindSOS
+	kindMotion
+	numKinds
+)
+
+// schedule says when each kind is next due, in wall-clock time.
+type schedule struct {
+	rng     *rand.Rand
+	mean    [numKinds]time.Duration // 0 = never
+	poisson [numKinds]bool          // exponential gaps instead of a jittered period
+	next    [numKinds]time.Time
+}
+
+func newSchedule(cfg Config, index int) *schedule {
+	sc := &schedule{rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(index)|1<<40))}
+	sc.mean[kindPosition] = time.Duration(float64(time.Second) / cfg.Rate)
+	sc.mean[kindHeartbeat] = cfg.HeartbeatEvery
+	sc.mean[kindBattery] = cfg.BatteryEvery
+	sc.mean[kindSOS] = cfg.SOSEvery
+	sc.poisson[kindSOS] = true
+	sc.mean[kindMotion] = cfg.MotionEvery
+	sc.poisson[kindMotion] = true
+	return sc
+}
+
+// start sets the first due times: a device reports heartbeat and battery
+// as it starts, its first position within one interval.
+func (sc *schedule) start(now time.Time) {
+	for k := range numKinds {
+		switch {
+		case sc.mean[k] <= 0:
+			sc.next[k] = time.Time{}
+		case k == kindHeartbeat || k == kindBattery:
+			sc.next[k] = now
+		case k == kindPosition:
+			sc.next[k] = now.Add(time.Duration(sc.rng.Float64() * float64(sc.mean[k])))
+		default:
+			sc.next[k] = now.Add(sc.gap(k))
+		}
+	}
+}
+
+func (sc *schedule) gap(k kind) time.Duration {
+	m := float64(sc.mean[k])
+	if sc.poisson[k] {
+		return time.Duration(sc.rng.ExpFloat64() * m)
+	}
+	return time.Duration(m * (0.9 + 0.2*sc.rng.Float64())) // ±10 %
+}
+
+// due returns the kinds due at now and schedules their next time.
+func (sc *schedule) due(now time.Time) []kind {
+	var ks []kind
+	for k := range numKinds {
+		if sc.next[k].IsZero() || sc.next[k].After(now) {
+			continue
+		}
+		ks = append(ks, k)
+		next := sc.next[k].Add(sc.gap(k))
+		if next.Before(now) { // fell behind (a slow send): do not burst to catch up
+			next = now.Add(sc.gap(k))
+		}
+		sc.next[k] = next
+	}
+	return ks
+}
+
+// earliest is the next time anything is due (far ahead if nothing ever is).
+func (sc *schedule) earliest() time.Time {
+	var e time.Time
+	for k := range numKinds {
+		if n := sc.next[k]; !n.IsZero() && (e.IsZero() || n.Before(e)) {
+			e = n
+		}
+	}
+	if e.IsZero() {
+		return time.Now().Add(time.Hour)
+	}
+	return e
+}
+
+// backoff is the wait before retry number attempt (1, 2, …): RetryMin
+// doubling up to 5 minutes, ±50 % jitter so devices do not retry in step.
+func (sc *schedule) backoff(min time.Duration, attempt int) time.Duration {
+	d := float64(min) * math.Pow(2, float64(max(0, attempt-1)))
+	d = math.Min(d, float64(5*time.Minute))
+	return time.Duration(d * (0.5 + sc.rng.Float64()))
+}
+
+// pending is an event waiting for the server's acknowledgement. Its
+// payload is fixed when it is made, so a resend is byte for byte the same.
+type pending struct {
+	typ     event.Type
+	id      string
+	payload []byte
+	alarm   bool
+	sends   int
+}
+
+// device is one simulated device; only its own goroutine touches it.
+type device struct {
+	s     *Sim
+	index int
+	cred  Credential
+	model *model
+	sched *schedule
+	delay time.Duration // ramp-up before the device starts
+	queue []*pending
+
+	answered bool // MQTT: the server acknowledged something on this connection
+}
+
+// generate makes the events due at wall time now (timestamped with the
+// configured clock) and queues them.
+func (d *device) generate(now time.Time) {
+	for _, k := range d.sched.due(now) {
+		ts := d.s.cfg.Now()
+		switch k {
+		case kindPosition:
+			d.enqueue(d.model.position(ts))
+		case kindHeartbeat:
+			d.enqueue(d.model.heartbeat(ts))
+		case kindBattery:
+			d.enqueue(d.model.battery(ts))
+		case kindSOS:
+			d.enqueue(d.model.sos(ts))
+		case kindMotion:
+			w, fall := d.model.motion(ts, false)
+			d.enqueue(w)
+			if fall != nil {
+				d.enqueue(*fall)
+			}
+		}
+	}
+}
+
+// enqueue adds a message to the queue: alarms ahead of everything but
+// earlier alarms; when full, the oldest non-alarm event is dropped.
+func (d *device) enqueue(m event.Message) {
+	payload, err := json.Marshal(m)
+	if err != nil { // cannot happen for the values the model builds
+		d.s.log.Error("sim: marshal event", "device_id", d.cred.DeviceID, "type", m.Type, "err", err)
+		return
+	}
+	ev := event.Event{Type: m.Type, Button: m.Button, Fall: m.Fall}
+	p := &pending{typ: m.Type, id: m.ID, payload: payload, alarm: ev.IsAlarm()}
+	dropped := 0
+	if len(d.queue) >= d.s.cfg.QueueMax {
+		for i, q := range d.queue {
+			if !q.alarm {
+				d.queue = append(d.queue[:i], d.queue[i+1:]...)
+				dropped++
+				break
+			}
+		}
+	}
+	at := len(d.queue)
+	if p.alarm {
+		at = 0
+		for at < len(d.queue) && d.queue[at].alarm {
+			at++
+		}
+	}
+	d.queue = append(d.queue, nil)
+	copy(d.queue[at+1:], d.queue[at:])
+	d.queue[at] = p
+	d.s.update(func(st *Stats) {
+		st.Generated[m.Type]++
+		st.Dropped += uint64(dropped)
+		st.Queued += 1 - dropped
+	})
+}
+
+// remove takes queue entries [i, i+n) out.
+func (d *device) remove(i, n int) {
+	d.queue = append(d.queue[:i], d.queue[i+n:]...)
+	d.s.update(func(st *Stats) { st.Queued -= n })
+}
+
+// sent counts transmissions of ps.
+func (d *device) sent(ps []*pending) {
+	resent := 0
+	for _, p := range ps {
+		if p.sends > 0 {
+			resent++
+		}
+		p.sends++
+	}
+	d.s.update(func(st *Stats) {
+		st.Sent += uint64(len(ps))
+		st.Resent += uint64(resent)
+	})
+}
+
+func (d *device) acked(ps []*pending, duplicates int) {
+	d.s.update(func(st *Stats) {
+		st.Acked += uint64(len(ps))
+		st.Duplicates += uint64(duplicates)
+		for _, p := range ps {
+			st.AckedByType[p.typ]++
+		}
+	})
+}
+
+func (d *device) refused(reason string, n int) {
+	d.s.update(func(st *Stats) { st.Refused[reason] += uint64(n) })
+}
+
+func (d *device) failed() {
+	d.s.update(func(st *Stats) { st.Errors++ })
+}
+
+// sleep waits for dur or ctx; it reports false when ctx is done.
+func sleep(ctx context.Context, dur time.Duration) bool {
+	if dur <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
