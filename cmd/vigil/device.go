@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"vigil/internal/app"
+	"vigil/internal/clock"
+	"vigil/internal/device"
+)
+
+func runDevice(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		return usagef("usage: vigil device add --org ORG --name NAME | vigil device list [--org ORG]")
+	}
+	switch args[0] {
+	case "add":
+		return deviceAdd(ctx, e, args[1:])
+	case "list":
+		return deviceList(ctx, e, args[1:])
+	}
+	return usagef("vigil device: unknown subcommand %q (want add or list)", args[0])
+}
+
+func deviceAdd(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("device add", flag.ContinueOnError)
+	org := fs.String("org", "", "organisation id (required; create it with 'vigil org add')")
+	name := fs.String("name", "", "device name, e.g. 'pendant 12' (required)")
+	asJSON := fs.Bool("json", false, "print the credentials as JSON")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	if *org == "" || *name == "" {
+		return usagef("vigil device add: --org and --name are required")
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	creds, err := device.NewRegistry(st, clock.Real{}).Register(ctx, *org, *name)
+	if errors.Is(err, device.ErrUnknownOrg) {
+		return fmt.Errorf("organisation %q not found; create it first with: vigil org add --id %s --name NAME", *org, *org)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(creds)
+	}
+	fmt.Fprintf(e.stdout, "device registered; the secret is shown only now, store it in the device:\n\n  device id: %s\n  secret:    %s\n\nMQTT: username and client id = device id, password = secret\nHTTPS: Authorization: Bearer <secret>\n", creds.DeviceID, creds.Secret)
+	return nil
+}
+
+func deviceList(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("device list", flag.ContinueOnError)
+	org := fs.String("org", "", "only this organisation")
+	asJSON := fs.Bool("json", false, "print JSON")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	devs, err := st.ListDevices(ctx, *org)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		type row struct {
+			ID       string    `json:"id"`
+			OrgID    string    `json:"org_id"`
+			Name     string    `json:"name"`
+			PersonID string    `json:"person_id,omitempty"`
+			Firmware string    `json:"firmware,omitempty"`
+			LastSeen time.Time `json:"last_seen,omitzero"`
+			Battery  *int      `json:"battery,omitempty"`
+			Events   int64     `json:"events"`
+			Disabled bool      `json:"disabled"`
+		}
+		out := make([]row, 0, len(devs))
+		for _, d := range devs {
+			out = append(out, row{d.ID, d.OrgID, d.Name, d.PersonID, d.Firmware, d.State.LastSeen, d.State.Battery, d.State.Events, !d.DisabledAt.IsZero()})
+		}
+		return json.NewEncoder(e.stdout).Encode(out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tORG\tNAME\tLAST SEEN\tBATTERY\tEVENTS")
+	for _, d := range devs {
+		seen, batt := "never", "-"
+		if !d.State.LastSeen.IsZero() {
+			seen = d.State.LastSeen.Local().Format(time.DateTime)
+		}
+		if d.State.Battery != nil {
+			batt = fmt.Sprintf("%d%%", *d.State.Battery)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", d.ID, d.OrgID, d.Name, seen, batt, d.State.Events)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,64 @@
+package app_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDeps enforces the import rules of CONVENTIONS.md with `go list -deps`:
+// each banned edge has a reason.
+func TestDeps(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not on PATH")
+	}
+	rules := []struct {
+		pkg    string
+		banned []string
+		why    string
+	}{
+		{"vigil/internal/event", []string{"vigil/"}, "event is the shared schema: a leaf that imports only the standard library"},
+		{"vigil/internal/clock", []string{"vigil/"}, "clock is a leaf"},
+		{"vigil/internal/config", []string{"vigil/"}, "config is read by everyone and knows no one"},
+		{"vigil/internal/pki", []string{"vigil/"}, "pki is standard-library crypto only"},
+		{"vigil/internal/gateway/mqttgw", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite"}, "gateways only speak a wire protocol and hand events on"},
+		{"vigil/internal/gateway/httpgw", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite"}, "gateways only speak a wire protocol and hand events on"},
+		{"vigil/internal/store", []string{"vigil/internal/bus", "vigil/internal/gateway", "net/http", "github.com/nats-io/", "vigil/internal/store/sqlite", "vigil/internal/store/postgres"}, "the store contract knows no drivers or transports"},
+		{"vigil/internal/device", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "net/http"}, "domain code never imports NATS, SQL drivers or HTTP"},
+		{"vigil/internal/bus", []string{"vigil/internal/store", "vigil/internal/gateway", "vigil/internal/device"}, "the bus moves bytes"},
+		{"vigil/internal/sim", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the simulator is an outside client"},
+		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client"},
+	}
+	for _, r := range rules {
+		out, err := exec.Command("go", "list", "-deps", r.pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", r.pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == r.pkg {
+				continue
+			}
+			for _, b := range r.banned {
+				if strings.HasPrefix(dep, b) {
+					t.Errorf("%s imports %s: %s", r.pkg, dep, r.why)
+				}
+			}
+		}
+	}
+	// No production package imports testing.
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "vigil/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "vigil/internal/vigiltest") || strings.Contains(f[0], "storetest") {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if imp == "testing" {
+				t.Errorf("production package %s imports testing", f[0])
+			}
+		}
+	}
+}
