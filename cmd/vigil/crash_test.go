@@ -170,14 +170,21 @@ func (p *publisher) run(ctx context.Context, addr func() string) {
 			}
 			continue
 		}
-		c := paho.NewClient(paho.ClientConfig{Conn: conn})
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// paho does not wake a publish waiting for its PUBACK when the
+		// connection dies; a per-connection context does.
+		connCtx, connCancel := context.WithCancel(ctx)
+		c := paho.NewClient(paho.ClientConfig{Conn: conn,
+			OnClientError:      func(error) { connCancel() },
+			OnServerDisconnect: func(*paho.Disconnect) { connCancel() },
+		})
+		cctx, cancel := context.WithTimeout(connCtx, 5*time.Second)
 		ca, err := c.Connect(cctx, &paho.Connect{
 			ClientID: p.creds.DeviceID, Username: p.creds.DeviceID, UsernameFlag: true,
 			Password: []byte(p.creds.Secret), PasswordFlag: true, KeepAlive: 30, CleanStart: true,
 		})
 		cancel()
 		if err != nil || ca.ReasonCode != 0 {
+			connCancel()
 			conn.Close()
 			continue
 		}
@@ -186,7 +193,7 @@ func (p *publisher) run(ctx context.Context, addr func() string) {
 			id := fmt.Sprintf("m%07d", p.seq)
 			payload := fmt.Sprintf(`{"v":1,"id":%q,"ts":%q,"type":"position","position":{"lat":53.8,"lon":-1.55,"accuracy_m":5}}`,
 				id, time.Now().UTC().Format(time.RFC3339Nano))
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			pctx, cancel := context.WithTimeout(connCtx, 5*time.Second)
 			pr, err := c.Publish(pctx, &paho.Publish{Topic: "v1/devices/" + p.creds.DeviceID + "/events", QoS: 1, Payload: []byte(payload)})
 			cancel()
 			if err != nil {
@@ -198,6 +205,7 @@ func (p *publisher) run(ctx context.Context, addr func() string) {
 				p.mu.Unlock()
 			}
 		}
+		connCancel()
 		conn.Close()
 	}
 }

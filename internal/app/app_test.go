@@ -306,4 +306,6 @@ func TestNoPermissiveWiring(t *testing.T) {
 	}
 }
 
-func storeFilter(deviceID string) store.EventFilter { return store.EventFilter{DeviceID: deviceID, Limit: 100} }
+func storeFilter(deviceID string) store.EventFilter {
+	return store.EventFilter{DeviceID: deviceID, Limit: 100}
+}
