@@ -121,7 +121,7 @@ type Store interface {
 
 	CreateDevice(ctx context.Context, d Device) error
 	GetDevice(ctx context.Context, id string) (Device, error)
-	ListDevices(ctx context.Context, orgID string) ([]Device, error) // orgID "" lists all
+	ListDevices(ctx context.Context, orgID string) ([]Device, error)   // orgID "" lists all
 	AssignDevice(ctx context.Context, deviceID, personID string) error // personID "" unassigns
 	SetDeviceSecret(ctx context.Context, deviceID string, secretHash []byte) error
 	DisableDevice(ctx context.Context, deviceID string, at time.Time) error
@@ -130,15 +130,19 @@ type Store interface {
 	// not yet stored (by DeviceID+MsgID) to the event log, appends
 	// positions to the history, and advances each device's state (a late
 	// event never replaces newer state). It returns how many events were
-	// new. Events of unknown devices are an error for the whole batch.
+	// new. Events of unknown devices, or naming another org than their
+	// device's, fail the whole batch with an error wrapping ErrNotFound.
 	ApplyEvents(ctx context.Context, evs []event.Event) (inserted int, err error)
-	ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, error) // newest first
-	CountEvents(ctx context.Context, deviceID string) (int64, error)      // "" counts all
+	ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, error) // newest (highest Seq) first
+	CountEvents(ctx context.Context, deviceID string) (int64, error)      // "" counts all; unknown device: ErrNotFound
 	HasEvent(ctx context.Context, deviceID, msgID string) (bool, error)
-	Positions(ctx context.Context, deviceID string, from, to time.Time) ([]PositionRecord, error) // by device time, oldest first
+	// Positions returns history with from <= device time < to, oldest
+	// first; a zero from or to leaves that side open.
+	Positions(ctx context.Context, deviceID string, from, to time.Time) ([]PositionRecord, error)
 
 	// GetMeta and PutMeta keep small named values (e.g. the bootstrap
-	// token's hash). GetMeta returns ErrNotFound for an unknown key.
+	// token's hash). GetMeta returns ErrNotFound for an unknown key, and so
+	// does DeleteMeta, so exactly one of concurrent deleters succeeds.
 	GetMeta(ctx context.Context, key string) (string, error)
 	PutMeta(ctx context.Context, key, value string) error
 	DeleteMeta(ctx context.Context, key string) error

@@ -176,7 +176,9 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 	g.srv = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true, // server → device commands
-		Logger:       log.With("component", "mqtt-broker"),
+		// The broker's own log is for its errors only: every refusal that
+		// matters is logged and counted by the hook, once.
+		Logger: slog.New(levelFloor{log.Handler(), slog.LevelError}).With("component", "mqtt-broker"),
 	})
 	h := &hook{g: g}
 	if err := g.srv.AddHook(h, nil); err != nil {
@@ -452,3 +454,19 @@ func (h *hook) fail(cl *mqtt.Client, pk packets.Packet, code packets.Code, reaso
 	_ = h.g.srv.DisconnectClient(cl, code)
 	return packets.ErrRejectPacket
 }
+
+// levelFloor drops records below min.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h levelFloor) WithGroup(n string) slog.Handler { return levelFloor{h.Handler.WithGroup(n), h.min} }

@@ -1,0 +1,387 @@
+// Package config is the one configuration of the vigil subcommands (serve,
+// demo, migrate, device, config): the Config struct, its defaults, its
+// validation, and the loader that layers
+//
+//	defaults < TOML file (--config FILE or VIGIL_CONFIG) < VIGIL_* env < flags
+//
+// Every option has a TOML key ("mqtt.listen"), an environment variable
+// derived from it ("VIGIL_MQTT_LISTEN") and a flag ("--mqtt-listen"); the
+// table in options.go is the single list of them, and the errors name all
+// three. Decoding is strict: an unknown key in the file, a value of the wrong
+// type or out of range is an error naming the option.
+//
+// Secrets (the store URL, which may hold a PostgreSQL password) are of type
+// Secret, which prints as "[redacted]" everywhere, and can also be read from
+// a file named by the same option with a _FILE suffix (store_file,
+// VIGIL_STORE_FILE, --store-file); one trailing newline is trimmed.
+//
+// Must not import: anything of vigil (config is read by everyone and knows
+// no one; see internal/app TestDeps). It never calls os.Getenv: the
+// environment comes in as a getenv function, and files are read through
+// Loader.ReadFile.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the effective configuration. The zero value is not useful;
+// start from Default or Load.
+type Config struct {
+	// DataDir holds the SQLite database, JetStream data and the TLS CA and
+	// certificates. Default "vigil-data", relative to the working directory.
+	DataDir string
+	// Store is "" (SQLite at <DataDir>/vigil.db), "sqlite:PATH" or a
+	// postgres:// / postgresql:// URL. See StoreKind.
+	Store Secret
+	// AutoMigrate applies pending schema migrations at start-up.
+	AutoMigrate bool
+
+	NATS  NATSConfig
+	MQTT  MQTTConfig
+	HTTPS HTTPSConfig
+	Admin AdminConfig
+	TLS   TLSConfig
+	Log   LogConfig
+}
+
+// NATSConfig is the event bus.
+type NATSConfig struct {
+	// URL of an external NATS server (comma-separated for several); ""
+	// runs an embedded server.
+	URL string
+	// Listen is the embedded server's TCP client listener, e.g.
+	// "127.0.0.1:-1" (random port); "" means in-process connections only.
+	Listen string
+	// Sync is JetStream's fsync policy: "default" (background fsync every
+	// 2 minutes: safe against kill -9, not against power failure),
+	// "always" (fsync every write before it is acknowledged) or a Go
+	// duration such as "1s".
+	Sync string
+	// CredsFile is a NATS credentials file for an external server.
+	CredsFile string
+	// Replicas of the event stream: 1 on one machine, 3 on a cluster.
+	Replicas int
+}
+
+// MQTTConfig is the device-facing MQTT-over-TLS listener.
+type MQTTConfig struct {
+	Listen         string
+	MaxPacketBytes int
+	MaxConnections int
+	ReceiveMaximum int
+}
+
+// HTTPSConfig is the public HTTPS listener (devices and browsers).
+type HTTPSConfig struct {
+	Listen string
+}
+
+// AdminConfig is the admin/metrics listener, loopback-only unless
+// AllowPublic is set (security requirement 40).
+type AdminConfig struct {
+	// Listen is "host:port" or a unix socket ("/path" or "unix:path").
+	Listen      string
+	AllowPublic bool
+}
+
+// TLSConfig selects the server certificate. With CertFile and KeyFile
+// empty, the server runs its own CA and issues its own certificate for
+// localhost, the machine's hostname and Hosts.
+type TLSConfig struct {
+	CertFile string
+	KeyFile  string
+	Hosts    []string
+}
+
+// LogConfig is the process logger.
+type LogConfig struct {
+	Level  string // debug, info, warn or error
+	Format string // text or json
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		DataDir:     "vigil-data",
+		AutoMigrate: true,
+		NATS:        NATSConfig{Sync: "default", Replicas: 1},
+		MQTT: MQTTConfig{
+			Listen:         ":8883",
+			MaxPacketBytes: 262144,
+			MaxConnections: 100000,
+			ReceiveMaximum: 256,
+		},
+		HTTPS: HTTPSConfig{Listen: ":8443"},
+		Admin: AdminConfig{Listen: "127.0.0.1:9090"},
+		Log:   LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// Store kinds returned by StoreKind.
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+)
+
+// StoreKind returns which store to open and its data source: ("sqlite",
+// path) or ("postgres", url). The dsn may hold a password: do not log it.
+// On a Config that does not validate it returns ("", "").
+func (c Config) StoreKind() (kind, dsn string) {
+	kind, dsn, err := parseStore(c.Store.Reveal(), c.DataDir)
+	if err != nil {
+		return "", ""
+	}
+	return kind, dsn
+}
+
+// parseStore never puts the value in its error: it may hold a password.
+func parseStore(s, dataDir string) (kind, dsn string, err error) {
+	switch {
+	case s == "":
+		return StoreSQLite, filepath.Join(dataDir, "vigil.db"), nil
+	case strings.HasPrefix(s, "sqlite:"):
+		p := strings.TrimPrefix(s, "sqlite:")
+		if p == "" {
+			return "", "", errors.New("sqlite: needs a path, as in sqlite:/var/lib/vigil/vigil.db")
+		}
+		return StoreSQLite, p, nil
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" {
+			return "", "", errors.New("not a valid postgres:// URL (value not shown: it may hold a password)")
+		}
+		return StorePostgres, s, nil
+	default:
+		scheme, _, ok := strings.Cut(s, ":")
+		if !ok || strings.ContainsAny(scheme, "/@") {
+			scheme = ""
+		}
+		return "", "", fmt.Errorf("unsupported store %q: want empty (SQLite in the data dir), sqlite:PATH or postgres://…", scheme+":…")
+	}
+}
+
+// Validate checks every option and returns all problems, each naming its
+// option.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", optionNames(key), fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if _, _, err := parseStore(c.Store.Reveal(), c.DataDir); err != nil {
+		bad("store", "%v", err)
+	}
+	if c.NATS.URL != "" {
+		for _, u := range strings.Split(c.NATS.URL, ",") {
+			if err := checkNATSURL(strings.TrimSpace(u)); err != nil {
+				bad("nats.url", "%v", err)
+			}
+		}
+	}
+	if c.NATS.Listen != "" {
+		if err := checkListen(c.NATS.Listen, true); err != nil {
+			bad("nats.listen", "%v", err)
+		}
+	}
+	switch s := c.NATS.Sync; s {
+	case "default", "always":
+	default:
+		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+			bad("nats.sync", "%q: want default, always or a positive Go duration such as 1s", s)
+		}
+	}
+	switch {
+	case c.NATS.Replicas < 1 || c.NATS.Replicas > 5:
+		bad("nats.replicas", "%d: want 1 to 5", c.NATS.Replicas)
+	case c.NATS.Replicas != 1 && c.NATS.URL == "":
+		bad("nats.replicas", "%d: the embedded server is a single node; replicas > 1 need nats.url pointing at a cluster", c.NATS.Replicas)
+	}
+	if err := checkListen(c.MQTT.Listen, false); err != nil {
+		bad("mqtt.listen", "%v", err)
+	}
+	if n := c.MQTT.MaxPacketBytes; n < 1024 || n > 268435455 {
+		bad("mqtt.max_packet_bytes", "%d: want 1024 to 268435455 (the MQTT maximum)", n)
+	}
+	if n := c.MQTT.MaxConnections; n < 1 {
+		bad("mqtt.max_connections", "%d: want at least 1", n)
+	}
+	if n := c.MQTT.ReceiveMaximum; n < 1 || n > 65535 {
+		bad("mqtt.receive_maximum", "%d: want 1 to 65535", n)
+	}
+	if err := checkListen(c.HTTPS.Listen, false); err != nil {
+		bad("https.listen", "%v", err)
+	}
+	switch {
+	case isUnixSocket(c.Admin.Listen):
+	case c.Admin.Listen == "":
+		bad("admin.listen", "must not be empty")
+	default:
+		if err := checkListen(c.Admin.Listen, false); err != nil {
+			bad("admin.listen", "%v", err)
+		} else if !isLoopback(c.Admin.Listen) && !c.Admin.AllowPublic {
+			bad("admin.listen", "%q is not a loopback address or unix socket, so the admin API would be reachable from the network; "+
+				"use 127.0.0.1:PORT or a unix socket, or set admin.allow_public = true (--admin-allow-public, VIGIL_ADMIN_ALLOW_PUBLIC=true) to expose it deliberately",
+				c.Admin.Listen)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls.cert_file", "tls.cert_file (--tls-cert) and tls.key_file (--tls-key) must be set together, or both left empty for a self-managed CA")
+	}
+	for _, h := range c.TLS.Hosts {
+		if !validHost(h) {
+			bad("tls.hosts", "%q is neither an IP address nor a DNS name", h)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid config: %w", errors.Join(errs...))
+}
+
+// checkNATSURL never echoes the URL: it may hold user:password.
+func checkNATSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return errors.New("not a valid URL such as nats://host:4222 (value not shown: it may hold credentials)")
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+		return nil
+	}
+	return fmt.Errorf("scheme %q: want nats, tls, ws or wss", u.Scheme)
+}
+
+// checkListen accepts "host:port" with a numeric port; port -1 (random,
+// NATS style) only when allowRandom.
+func checkListen(addr string, allowRandom bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port, as in :8883 or 127.0.0.1:8883", addr)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil && !validHost(host) {
+			return fmt.Errorf("%q: bad host %q", addr, host)
+		}
+	}
+	n, err := strconv.Atoi(port)
+	lowest := 0
+	if allowRandom {
+		lowest = -1
+	}
+	if err != nil || n < lowest || n > 65535 {
+		return fmt.Errorf("%q: bad port %q", addr, port)
+	}
+	return nil
+}
+
+func isUnixSocket(addr string) bool {
+	return strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "unix:")
+}
+
+// isLoopback reports whether a host:port binds only loopback: 127.0.0.0/8,
+// ::1 or the name localhost. An empty host (":9090") binds every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// validHost accepts an IP address or a DNS name (letters, digits, hyphens,
+// dots; a leading "*." wildcard).
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Dump writes the effective configuration as TOML that Load accepts back.
+// A set secret is written as "[redacted]", an unset one as "".
+func (c Config) Dump(w io.Writer) error {
+	root := map[string]any{}
+	for _, o := range options {
+		if o.kind == kindSecretFile {
+			continue
+		}
+		var v any
+		switch p := o.field(&c).(type) {
+		case *string:
+			v = *p
+		case *Secret:
+			v = ""
+			if *p != "" {
+				v = Redacted
+			}
+		case *bool:
+			v = *p
+		case *int:
+			v = *p
+		case *[]string:
+			v = append([]string{}, *p...)
+		}
+		m := root
+		parts := strings.Split(o.key, ".")
+		for _, t := range parts[:len(parts)-1] {
+			sub, ok := m[t].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[t] = sub
+			}
+			m = sub
+		}
+		m[parts[len(parts)-1]] = v
+	}
+	if _, err := io.WriteString(w, "# vigil effective configuration; secrets are redacted\n"); err != nil {
+		return fmt.Errorf("dump config: %w", err)
+	}
+	enc := toml.NewEncoder(w)
+	enc.Indent = ""
+	if err := enc.Encode(root); err != nil {
+		return fmt.Errorf("dump config: %w", err)
+	}
+	return nil
+}

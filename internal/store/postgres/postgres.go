@@ -1,0 +1,928 @@
+// Package postgres implements store.Store on PostgreSQL with pgx/v5 and a
+// pgxpool, for deployments with more than one node or more than one
+// writer.
+//
+// ApplyEvents first takes advisory locks on the batch's devices, in key
+// order, so that concurrent batches touching the same devices serialise
+// instead of deadlocking; it then inserts the events in one statement (unnest of
+// arrays; COPY into a per-connection temporary table is an option) with ON CONFLICT DO NOTHING RETURNING, and only the returned,
+// new events reach positions and device state.
+//
+// Options.Schema puts every table in one schema (created if missing) by
+// setting search_path on each pooled connection; tests use a fresh schema
+// each.
+//
+// It imports internal/store, its migrate and batch helpers, internal/event
+// and pgx; only internal/app and cmd import this package.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"vigil/internal/event"
+	"vigil/internal/store"
+	"vigil/internal/store/internal/batch"
+	"vigil/internal/store/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the embedded migrations of this dialect.
+func Migrations() ([]migrate.Migration, error) { return migrate.Load(migrationFS, "migrations") }
+
+// Options tune Open. The zero value opens an existing, current database in
+// the connection's default search_path.
+type Options struct {
+	// AutoMigrate applies pending migrations before checking the schema.
+	AutoMigrate bool
+	// Schema is the PostgreSQL schema holding Vigil's tables, created if
+	// missing; "" uses the server's default search_path. Lower-case
+	// letters, digits and underscores only.
+	Schema string
+	// MaxConns is the pool size; 0 takes pgxpool's default.
+	MaxConns int32
+	// CopyThreshold is the batch size from which ApplyEvents stages events
+	// with COPY into a temporary table instead of one INSERT of arrays;
+	// 0 or a negative value never uses COPY (the default: it measured
+	// slower).
+	CopyThreshold int
+}
+
+// defaultCopyThreshold: the INSERT of arrays beat COPY staging at every
+// batch size measured (1 to 1000, see internal/store/BENCHMARKS.txt), so
+// COPY is off unless asked for.
+const defaultCopyThreshold = 1 << 30
+
+// Store is the PostgreSQL store. It is safe for concurrent use.
+type Store struct {
+	pool          *pgxpool.Pool
+	copyThreshold int
+}
+
+var _ store.Store = (*Store)(nil)
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func connect(ctx context.Context, url string, opts Options) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may echo the URL and its password.
+		return nil, errors.New("parse database url: malformed")
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.Schema != "" {
+		if !schemaName.MatchString(opts.Schema) {
+			return nil, errors.New("schema name: want lower-case letters, digits and _")
+		}
+		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Schema != "" {
+		if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{opts.Schema}.Sanitize()); err != nil {
+			var pe *pgconn.PgError
+			// Concurrent creators race on the catalog; the loser's schema exists.
+			if !errors.As(err, &pe) || pe.Code != "23505" {
+				pool.Close()
+				return nil, fmt.Errorf("create schema: %w", err)
+			}
+		}
+	}
+	return pool, nil
+}
+
+// Open connects to the database at url. With AutoMigrate false it refuses a
+// schema that is not exactly current, with an error wrapping
+// store.ErrSchemaOlder, ErrSchemaNewer or ErrSchemaDrift.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	pool, err := connect(ctx, url, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	ms, err := Migrations()
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	d := driver{pool: pool}
+	if opts.AutoMigrate {
+		if _, err := migrate.Up(ctx, d, ms); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+	}
+	if err := migrate.Check(ctx, d, ms); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	s := &Store{pool: pool, copyThreshold: opts.CopyThreshold}
+	if s.copyThreshold <= 0 {
+		s.copyThreshold = defaultCopyThreshold
+	}
+	return s, nil
+}
+
+// Migrate applies pending migrations (in schema, "" for the default
+// search_path) and returns the versions it applied.
+func Migrate(ctx context.Context, url, schema string) ([]int, error) {
+	pool, err := connect(ctx, url, Options{Schema: schema, MaxConns: 2})
+	if err != nil {
+		return nil, fmt.Errorf("migrate postgres: %w", err)
+	}
+	defer pool.Close()
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	return migrate.Up(ctx, driver{pool: pool}, ms)
+}
+
+// Status reports the schema version of the database against the binary's.
+func Status(ctx context.Context, url, schema string) (migrate.Status, error) {
+	pool, err := connect(ctx, url, Options{Schema: schema, MaxConns: 2})
+	if err != nil {
+		return migrate.Status{}, fmt.Errorf("postgres schema status: %w", err)
+	}
+	defer pool.Close()
+	ms, err := Migrations()
+	if err != nil {
+		return migrate.Status{}, err
+	}
+	return migrate.GetStatus(ctx, driver{pool: pool}, ms)
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// --- migrate.Driver -------------------------------------------------------
+
+type driver struct{ pool *pgxpool.Pool }
+
+func (d driver) Applied(ctx context.Context) ([]migrate.Record, error) {
+	var exists bool
+	if err := d.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, err := d.pool.Query(ctx, `SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (migrate.Record, error) {
+		var rec migrate.Record
+		err := r.Scan(&rec.Version, &rec.Checksum, &rec.AppliedAt)
+		rec.AppliedAt = rec.AppliedAt.UTC()
+		return rec, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return recs, nil
+}
+
+func (d driver) Apply(ctx context.Context, m migrate.Migration) (bool, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(ctx)
+	// One migrator per schema at a time, across processes.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vigil.migrate.' || current_schema()))`); err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		checksum   text NOT NULL,
+		applied_at timestamptz NOT NULL
+	)`); err != nil {
+		return false, err
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.Version).Scan(&n); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	// No arguments: the simple protocol, which runs several statements.
+	if _, err := tx.Exec(ctx, m.SQL); err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, checksum, applied_at) VALUES ($1, $2, now())`,
+		m.Version, m.Checksum); err != nil {
+		return false, err
+	}
+	return true, tx.Commit(ctx)
+}
+
+// --- encoding -------------------------------------------------------------
+
+func ts(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+func fromTS(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+func f8(p *float64) pgtype.Float8 {
+	if p == nil {
+		return pgtype.Float8{}
+	}
+	return pgtype.Float8{Float64: *p, Valid: true}
+}
+
+func fromF8(f pgtype.Float8) *float64 {
+	if !f.Valid {
+		return nil
+	}
+	v := f.Float64
+	return &v
+}
+
+func text(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
+
+func nullBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t
+}
+
+// classify maps constraint violations to the store sentinels.
+func classify(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			return store.ErrConflict
+		case "23503": // foreign_key_violation
+			return store.ErrNotFound
+		}
+	}
+	return err
+}
+
+// --- orgs, people, devices -----------------------------------------------
+
+// CreateOrg inserts an organisation; an existing id is ErrConflict.
+func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)`,
+		o.ID, o.Name, orNow(o.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("create org %s: %w", o.ID, classify(err))
+	}
+	return nil
+}
+
+// GetOrg returns an organisation or ErrNotFound.
+func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
+	var o store.Org
+	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at FROM orgs WHERE id = $1`, id).Scan(&o.ID, &o.Name, &o.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Org{}, fmt.Errorf("get org %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Org{}, fmt.Errorf("get org %s: %w", id, err)
+	}
+	o.CreatedAt = o.CreatedAt.UTC()
+	return o, nil
+}
+
+// ListOrgs lists organisations by id.
+func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at FROM orgs ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Org, error) {
+		var o store.Org
+		err := r.Scan(&o.ID, &o.Name, &o.CreatedAt)
+		o.CreatedAt = o.CreatedAt.UTC()
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", err)
+	}
+	return out, nil
+}
+
+// CreatePerson inserts a person; an unknown org is ErrNotFound, an
+// existing id ErrConflict.
+func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
+	if p.Kind != store.PersonWorker && p.Kind != store.PersonResident {
+		return fmt.Errorf("create person %s: kind must be worker or resident", p.ID)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO people (id, org_id, kind, name, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		p.ID, p.OrgID, string(p.Kind), p.Name, orNow(p.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("create person %s: %w", p.ID, classify(err))
+	}
+	return nil
+}
+
+func scanPerson(r pgx.CollectableRow) (store.Person, error) {
+	var p store.Person
+	var kind string
+	err := r.Scan(&p.ID, &p.OrgID, &kind, &p.Name, &p.CreatedAt)
+	p.Kind = store.PersonKind(kind)
+	p.CreatedAt = p.CreatedAt.UTC()
+	return p, err
+}
+
+// GetPerson returns a person or ErrNotFound.
+func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at FROM people WHERE id = $1`, id)
+	if err != nil {
+		return store.Person{}, fmt.Errorf("get person %s: %w", id, err)
+	}
+	p, err := pgx.CollectExactlyOneRow(rows, scanPerson)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Person{}, fmt.Errorf("get person %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Person{}, fmt.Errorf("get person %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// ListPeople lists an organisation's people by id.
+func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at FROM people WHERE org_id = $1 ORDER BY id`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
+	}
+	out, err := pgx.CollectRows(rows, scanPerson)
+	if err != nil {
+		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
+	}
+	return out, nil
+}
+
+// CreateDevice inserts a device. An unknown org, or a person that is not in
+// the device's org, is ErrNotFound; an existing id ErrConflict. State is
+// ignored: it comes from events.
+func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO devices
+		(id, org_id, name, person_id, secret_hash, cert_fingerprint, firmware, created_at, disabled_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		d.ID, d.OrgID, d.Name, text(d.PersonID), nullBytes(d.SecretHash), d.CertFingerprint, d.Firmware,
+		orNow(d.CreatedAt), ts(d.DisabledAt))
+	if err != nil {
+		return fmt.Errorf("create device %s: %w", d.ID, classify(err))
+	}
+	return nil
+}
+
+const deviceCols = `id, org_id, name, person_id, secret_hash, cert_fingerprint, firmware, created_at, disabled_at,
+	last_seen, last_lat, last_lon, last_accuracy_m, last_speed, last_heading, last_altitude, last_fix_time,
+	position_time, battery, charging, battery_time, event_count`
+
+func scanDevice(r pgx.CollectableRow) (store.Device, error) {
+	var d store.Device
+	var person pgtype.Text
+	var created time.Time
+	var disabled, seen, fix, posTime, batTime pgtype.Timestamptz
+	var lat, lon, acc, speed, heading, alt pgtype.Float8
+	var battery pgtype.Int4
+	err := r.Scan(&d.ID, &d.OrgID, &d.Name, &person, &d.SecretHash, &d.CertFingerprint, &d.Firmware, &created, &disabled,
+		&seen, &lat, &lon, &acc, &speed, &heading, &alt, &fix,
+		&posTime, &battery, &d.State.Charging, &batTime, &d.State.Events)
+	if err != nil {
+		return store.Device{}, err
+	}
+	d.PersonID = person.String
+	d.CreatedAt = created.UTC()
+	d.DisabledAt = fromTS(disabled)
+	d.State.LastSeen = fromTS(seen)
+	if lat.Valid && lon.Valid {
+		d.State.LastPosition = &event.Position{
+			Lat: lat.Float64, Lon: lon.Float64, AccuracyM: acc.Float64,
+			SpeedMPS: fromF8(speed), HeadingDeg: fromF8(heading), AltitudeM: fromF8(alt),
+			FixTime: fromTS(fix),
+		}
+		d.State.PositionTime = fromTS(posTime)
+	}
+	if battery.Valid {
+		b := int(battery.Int32)
+		d.State.Battery = &b
+		d.State.BatteryTime = fromTS(batTime)
+	}
+	return d, nil
+}
+
+// GetDevice returns a device with its state, or ErrNotFound.
+func (s *Store) GetDevice(ctx context.Context, id string) (store.Device, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = $1`, id)
+	if err != nil {
+		return store.Device{}, fmt.Errorf("get device %s: %w", id, err)
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, scanDevice)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Device{}, fmt.Errorf("get device %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Device{}, fmt.Errorf("get device %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// ListDevices lists devices by id, of one organisation or ("") all.
+func (s *Store) ListDevices(ctx context.Context, orgID string) ([]store.Device, error) {
+	q, args := `SELECT `+deviceCols+` FROM devices ORDER BY id`, []any(nil)
+	if orgID != "" {
+		q, args = `SELECT `+deviceCols+` FROM devices WHERE org_id = $1 ORDER BY id`, []any{orgID}
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scanDevice)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) updateDevice(ctx context.Context, op, id, q string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s %s: %w", op, id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// AssignDevice assigns a device to a person of its organisation, or
+// unassigns it (personID ""). An unknown device, or a person not in the
+// device's organisation, is ErrNotFound.
+func (s *Store) AssignDevice(ctx context.Context, deviceID, personID string) error {
+	return s.updateDevice(ctx, "assign device", deviceID, `UPDATE devices SET person_id = $1 WHERE id = $2`,
+		text(personID), deviceID)
+}
+
+// SetDeviceSecret replaces a device's secret hash.
+func (s *Store) SetDeviceSecret(ctx context.Context, deviceID string, secretHash []byte) error {
+	return s.updateDevice(ctx, "set device secret", deviceID, `UPDATE devices SET secret_hash = $1 WHERE id = $2`,
+		nullBytes(secretHash), deviceID)
+}
+
+// DisableDevice marks a device disabled at the given time; disabling a
+// disabled device keeps the first time.
+func (s *Store) DisableDevice(ctx context.Context, deviceID string, at time.Time) error {
+	return s.updateDevice(ctx, "disable device", deviceID,
+		`UPDATE devices SET disabled_at = coalesce(disabled_at, $1) WHERE id = $2`, orNow(at), deviceID)
+}
+
+// --- events ---------------------------------------------------------------
+
+const insertEventsUnnest = `INSERT INTO events
+	(org_id, device_id, msg_id, type, device_time, received_at, source, late, body)
+	SELECT org_id, device_id, msg_id, type, device_time, received_at, source, late, body::json
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+		$7::text[], $8::bool[], $9::text[])
+		AS u(org_id, device_id, msg_id, type, device_time, received_at, source, late, body)
+	ON CONFLICT (device_id, msg_id) DO NOTHING
+	RETURNING device_id, msg_id`
+
+const stageTable = `CREATE TEMP TABLE IF NOT EXISTS vigil_events_stage (
+	ord         integer NOT NULL,
+	org_id      text NOT NULL,
+	device_id   text NOT NULL,
+	msg_id      text NOT NULL,
+	type        text NOT NULL,
+	device_time timestamptz NOT NULL,
+	received_at timestamptz NOT NULL,
+	source      text NOT NULL,
+	late        boolean NOT NULL,
+	body        text NOT NULL
+) ON COMMIT DELETE ROWS`
+
+var stageCols = []string{"ord", "org_id", "device_id", "msg_id", "type", "device_time", "received_at", "source", "late", "body"}
+
+const insertEventsStaged = `INSERT INTO events
+	(org_id, device_id, msg_id, type, device_time, received_at, source, late, body)
+	SELECT org_id, device_id, msg_id, type, device_time, received_at, source, late, body::json
+	FROM vigil_events_stage ORDER BY ord
+	ON CONFLICT (device_id, msg_id) DO NOTHING
+	RETURNING device_id, msg_id`
+
+const insertPositions = `INSERT INTO positions
+	(device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::float8[], $6::float8[],
+		$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::timestamptz[])
+	ON CONFLICT DO NOTHING`
+
+// updateDevices advances device state in one statement, so each device
+// gets one new row version per batch: counters always, position and
+// battery only when the batch's are strictly newer by device time.
+const updateDevices = `UPDATE devices d SET
+	event_count = d.event_count + u.n,
+	last_seen = greatest(d.last_seen, u.seen),
+	last_lat        = CASE WHEN u.newpos THEN u.lat ELSE d.last_lat END,
+	last_lon        = CASE WHEN u.newpos THEN u.lon ELSE d.last_lon END,
+	last_accuracy_m = CASE WHEN u.newpos THEN u.acc ELSE d.last_accuracy_m END,
+	last_speed      = CASE WHEN u.newpos THEN u.speed ELSE d.last_speed END,
+	last_heading    = CASE WHEN u.newpos THEN u.heading ELSE d.last_heading END,
+	last_altitude   = CASE WHEN u.newpos THEN u.alt ELSE d.last_altitude END,
+	last_fix_time   = CASE WHEN u.newpos THEN u.fix ELSE d.last_fix_time END,
+	position_time   = CASE WHEN u.newpos THEN u.pt ELSE d.position_time END,
+	battery         = CASE WHEN u.newbat THEN u.pct ELSE d.battery END,
+	charging        = CASE WHEN u.newbat THEN u.charging ELSE d.charging END,
+	battery_time    = CASE WHEN u.newbat THEN u.bt ELSE d.battery_time END
+	FROM (
+		SELECT v.*,
+			coalesce(v.pt > d0.position_time OR (v.pt IS NOT NULL AND d0.position_time IS NULL), false) AS newpos,
+			coalesce(v.bt > d0.battery_time OR (v.bt IS NOT NULL AND d0.battery_time IS NULL), false) AS newbat
+		FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],
+			$4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::timestamptz[], $11::timestamptz[],
+			$12::int[], $13::bool[], $14::timestamptz[])
+			AS v(id, n, seen, lat, lon, acc, speed, heading, alt, fix, pt, pct, charging, bt)
+		JOIN devices d0 ON d0.id = v.id
+	) u
+	WHERE d.id = u.id`
+
+// lockDevices takes transaction-scoped advisory locks on the batch's
+// devices, in key order. Devices hash into 256 buckets so that a batch
+// holds at most 256 entries of the server's shared lock table
+// (max_locks_per_transaction); two devices in one bucket only serialise
+// their batches. 1986489444 is "vgld", the class of device locks.
+const lockDevices = `SELECT count(pg_advisory_xact_lock(1986489444, k))
+	FROM (SELECT DISTINCT hashtext(id) & 255 AS k FROM unnest($1::text[]) AS id ORDER BY k) AS keys`
+
+// ApplyEvents projects a batch in one transaction; see store.Store.
+//
+// It takes two round trips plus the commit's fsync: BEGIN, the device
+// lock and the insert are pipelined, then positions, device state and
+// COMMIT.
+func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error) {
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	uniq, devices := batch.Unique(evs)
+	bodies := make([]string, len(uniq))
+	for i, e := range uniq {
+		b, err := event.Marshal(e)
+		if err != nil {
+			return 0, fmt.Errorf("apply events: %w", err)
+		}
+		bodies[i] = string(b)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("apply events: %w", err)
+	}
+	// pgxpool destroys a connection released inside a transaction, so an
+	// error path that cannot roll back leaks nothing.
+	defer conn.Release()
+	n, err := s.applyEvents(ctx, conn.Conn(), uniq, devices, bodies)
+	if err != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		return 0, fmt.Errorf("apply events: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, devices, bodies []string) (int, error) {
+	staged := len(uniq) >= s.copyThreshold
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// Serialise batches that share a device before touching any row, so
+	// that overlapping batches wait here instead of deadlocking on the
+	// unique index or the device rows. Transaction-scoped advisory locks
+	// (the two-key space, class lockClassDevice) cost no row writes; they
+	// are taken in key order.
+	b.Queue(lockDevices, devices)
+	b.Queue(`SELECT id, org_id FROM devices WHERE id = ANY($1)`, devices)
+	if staged {
+		b.Queue(stageTable)
+	} else {
+		org, dev, msg, typ, dt, rt, src, late := eventColumns(uniq)
+		b.Queue(insertEventsUnnest, org, dev, msg, typ, dt, rt, src, late, bodies)
+	}
+	br := conn.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return 0, err
+	}
+	if _, err := br.Exec(); err != nil {
+		return 0, fmt.Errorf("lock devices: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return 0, fmt.Errorf("lock devices: %w", err)
+	}
+	orgOf := make(map[string]string, len(devices))
+	var id, org string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &org}, func() error { orgOf[id] = org; return nil }); err != nil {
+		return 0, fmt.Errorf("lock devices: %w", err)
+	}
+	for _, e := range uniq {
+		got, ok := orgOf[e.DeviceID]
+		if !ok {
+			return 0, fmt.Errorf("device %s: %w", e.DeviceID, store.ErrNotFound)
+		}
+		if got != e.OrgID {
+			return 0, fmt.Errorf("device %s in org %s: %w", e.DeviceID, e.OrgID, store.ErrNotFound)
+		}
+	}
+	if staged {
+		if _, err := br.Exec(); err != nil {
+			return 0, fmt.Errorf("stage: %w", err)
+		}
+		if err := br.Close(); err != nil {
+			return 0, err
+		}
+		if rows, err = insertStaged(ctx, conn, uniq, bodies); err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
+		}
+	} else if rows, err = br.Query(); err != nil {
+		return 0, fmt.Errorf("insert: %w", err)
+	}
+	type key struct{ dev, msg string }
+	isNew := make(map[key]bool, len(uniq))
+	var dev, msg string
+	if _, err := pgx.ForEachRow(rows, []any{&dev, &msg}, func() error { isNew[key{dev, msg}] = true; return nil }); err != nil {
+		return 0, fmt.Errorf("insert: %w", classify(err))
+	}
+	if err := br.Close(); err != nil {
+		return 0, err
+	}
+	inserted := make([]*event.Event, 0, len(isNew))
+	for _, e := range uniq {
+		if isNew[key{e.DeviceID, e.MsgID}] {
+			inserted = append(inserted, e)
+		}
+	}
+
+	b = &pgx.Batch{}
+	if len(inserted) > 0 {
+		queuePositions(b, inserted)
+		queueDeltas(b, batch.Deltas(inserted))
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("project: %w", err)
+	}
+	return len(inserted), nil
+}
+
+func eventColumns(uniq []*event.Event) (org, dev, msg, typ []string, dt, rt []time.Time, src []string, late []bool) {
+	n := len(uniq)
+	org, dev, msg, typ, src = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	dt, rt, late = make([]time.Time, n), make([]time.Time, n), make([]bool, n)
+	for i, e := range uniq {
+		org[i], dev[i], msg[i], typ[i] = e.OrgID, e.DeviceID, e.MsgID, string(e.Type)
+		dt[i], rt[i], src[i], late[i] = e.DeviceTime, e.ReceivedAt, string(e.Source), e.Late
+	}
+	return
+}
+
+func insertStaged(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, bodies []string) (pgx.Rows, error) {
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{"vigil_events_stage"}, stageCols,
+		pgx.CopyFromSlice(len(uniq), func(i int) ([]any, error) {
+			e := uniq[i]
+			return []any{int32(i), e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime, e.ReceivedAt,
+				string(e.Source), e.Late, bodies[i]}, nil
+		}))
+	if err != nil {
+		return nil, err
+	}
+	return conn.Query(ctx, insertEventsStaged)
+}
+
+func queuePositions(b *pgx.Batch, inserted []*event.Event) {
+	var dev, msg []string
+	var dt, fix []pgtype.Timestamptz
+	var late []bool
+	var lat, lon, acc []float64
+	var speed, heading, alt []pgtype.Float8
+	for _, e := range inserted {
+		p := e.Position
+		if p == nil {
+			continue
+		}
+		dev, msg, late = append(dev, e.DeviceID), append(msg, e.MsgID), append(late, e.Late)
+		dt, fix = append(dt, ts(e.DeviceTime)), append(fix, ts(p.FixTime))
+		lat, lon, acc = append(lat, p.Lat), append(lon, p.Lon), append(acc, p.AccuracyM)
+		speed, heading, alt = append(speed, f8(p.SpeedMPS)), append(heading, f8(p.HeadingDeg)), append(alt, f8(p.AltitudeM))
+	}
+	if len(dev) > 0 {
+		b.Queue(insertPositions, dev, msg, dt, late, lat, lon, acc, speed, heading, alt, fix)
+	}
+}
+
+func queueDeltas(b *pgx.Batch, ds []batch.Delta) {
+	n := len(ds)
+	ids, counts, seen := make([]string, n), make([]int64, n), make([]time.Time, n)
+	lat, lon, acc := make([]pgtype.Float8, n), make([]pgtype.Float8, n), make([]pgtype.Float8, n)
+	speed, heading, alt := make([]pgtype.Float8, n), make([]pgtype.Float8, n), make([]pgtype.Float8, n)
+	fix, pt, bt := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	pct, charging := make([]pgtype.Int4, n), make([]bool, n)
+	for i, d := range ds {
+		ids[i], counts[i], seen[i] = d.DeviceID, d.Count, d.LastSeen
+		if p := d.Position; p != nil {
+			lat[i], lon[i], acc[i] = f8(&p.Lat), f8(&p.Lon), f8(&p.AccuracyM)
+			speed[i], heading[i], alt[i] = f8(p.SpeedMPS), f8(p.HeadingDeg), f8(p.AltitudeM)
+			fix[i], pt[i] = ts(p.FixTime), ts(d.PositionTime)
+		}
+		if bat := d.Battery; bat != nil {
+			pct[i] = pgtype.Int4{Int32: int32(bat.Percent), Valid: true}
+			charging[i], bt[i] = bat.Charging, ts(d.BatteryTime)
+		}
+	}
+	b.Queue(updateDevices, ids, counts, seen, lat, lon, acc, speed, heading, alt, fix, pt, pct, charging, bt)
+}
+
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
+
+// ListEvents lists stored events newest (highest seq) first.
+func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.StoredEvent, error) {
+	var where []string
+	var args []any
+	if f.OrgID != "" {
+		args = append(args, f.OrgID)
+		where = append(where, fmt.Sprintf("org_id = $%d", len(args)))
+	}
+	if f.DeviceID != "" {
+		args = append(args, f.DeviceID)
+		where = append(where, fmt.Sprintf("device_id = $%d", len(args)))
+	}
+	q := `SELECT seq, body::text FROM events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, clampLimit(f.Limit))
+	q += fmt.Sprintf(" ORDER BY seq DESC LIMIT $%d", len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.StoredEvent, error) {
+		var se store.StoredEvent
+		var body []byte
+		if err := r.Scan(&se.Seq, &body); err != nil {
+			return se, err
+		}
+		var err error
+		if se.Event, err = event.Unmarshal(body); err != nil {
+			return se, fmt.Errorf("seq %d: %w", se.Seq, err)
+		}
+		return se, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return out, nil
+}
+
+// CountEvents counts a device's events (ErrNotFound for an unknown device),
+// or all events when deviceID is "".
+func (s *Store) CountEvents(ctx context.Context, deviceID string) (int64, error) {
+	var n int64
+	if deviceID == "" {
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(event_count), 0)::bigint FROM devices`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count events: %w", err)
+		}
+		return n, nil
+	}
+	err := s.pool.QueryRow(ctx, `SELECT event_count FROM devices WHERE id = $1`, deviceID).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("count events of %s: %w", deviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count events of %s: %w", deviceID, err)
+	}
+	return n, nil
+}
+
+// HasEvent reports whether an event is stored.
+func (s *Store) HasEvent(ctx context.Context, deviceID, msgID string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE device_id = $1 AND msg_id = $2)`, deviceID, msgID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("has event %s/%s: %w", deviceID, msgID, err)
+	}
+	return ok, nil
+}
+
+// Positions returns a device's positions with from <= device time < to,
+// oldest first; a zero bound is open.
+func (s *Store) Positions(ctx context.Context, deviceID string, from, to time.Time) ([]store.PositionRecord, error) {
+	lo := pgtype.Timestamptz{Time: from, Valid: true}
+	if from.IsZero() {
+		lo = pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
+	}
+	hi := pgtype.Timestamptz{Time: to, Valid: true}
+	if to.IsZero() {
+		hi = pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time
+		FROM positions WHERE device_id = $1 AND device_time >= $2 AND device_time < $3 ORDER BY device_time, msg_id`,
+		deviceID, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("positions of %s: %w", deviceID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.PositionRecord, error) {
+		var p store.PositionRecord
+		var speed, heading, alt pgtype.Float8
+		var fix pgtype.Timestamptz
+		err := r.Scan(&p.DeviceID, &p.MsgID, &p.DeviceTime, &p.Late, &p.Lat, &p.Lon, &p.AccuracyM, &speed, &heading, &alt, &fix)
+		p.DeviceTime = p.DeviceTime.UTC()
+		p.SpeedMPS, p.HeadingDeg, p.AltitudeM = fromF8(speed), fromF8(heading), fromF8(alt)
+		p.FixTime = fromTS(fix)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("positions of %s: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+// --- meta -----------------------------------------------------------------
+
+// GetMeta returns a named value or ErrNotFound.
+func (s *Store) GetMeta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("get meta %s: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("get meta %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// PutMeta sets a named value.
+func (s *Store) PutMeta(ctx context.Context, key, value string) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+		return fmt.Errorf("put meta %s: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteMeta deletes a named value; an unknown key is ErrNotFound, so that
+// exactly one of several concurrent deleters succeeds (one-time tokens).
+func (s *Store) DeleteMeta(ctx context.Context, key string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM meta WHERE key = $1`, key)
+	if err != nil {
+		return fmt.Errorf("delete meta %s: %w", key, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete meta %s: %w", key, store.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"vigil/internal/event"
+	"vigil/internal/store"
+	"vigil/internal/store/sqlite"
+	"vigil/internal/store/storetest"
+)
+
+func BenchmarkApplyEvents(b *testing.B) {
+	storetest.BenchmarkApplyEvents(b, func(b *testing.B) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{AutoMigrate: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}
+
+// BenchmarkRawDriver is the baseline: the same rows (events and positions,
+// bodies marshalled) inserted with prepared statements in one transaction
+// per batch on a connection with the store's pragmas, without dedupe,
+// device checks or state.
+func BenchmarkRawDriver(b *testing.B) {
+	for _, size := range storetest.BenchSizes {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			ctx := context.Background()
+			path := filepath.Join(b.TempDir(), "bench.db")
+			s, err := sqlite.Open(ctx, path, sqlite.Options{AutoMigrate: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			storetest.BenchSeed(b, s)
+			s.Close()
+			db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_pragma=cache_size(-65536)&_txlock=immediate")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1)
+			evs := storetest.BenchEvents(0, b.N*size)
+			b.ResetTimer()
+			for i := range b.N {
+				if err := rawInsert(ctx, db, evs[i*size:(i+1)*size]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			storetest.ReportRows(b, b.N*size)
+		})
+	}
+}
+
+func rawInsert(ctx context.Context, db *sql.DB, evs []event.Event) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (org_id, device_id, msg_id, type, device_time, received_at, source, late, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	pos, err := tx.PrepareContext(ctx, `INSERT INTO positions (device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer pos.Close()
+	for i := range evs {
+		e := &evs[i]
+		body, err := event.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime.UnixNano(), e.ReceivedAt.UnixNano(),
+			string(e.Source), e.Late, string(body)); err != nil {
+			return err
+		}
+		p := e.Position
+		if _, err := pos.ExecContext(ctx, e.DeviceID, e.MsgID, e.DeviceTime.UnixNano(), e.Late, p.Lat, p.Lon, p.AccuracyM,
+			*p.SpeedMPS, nil, nil, p.FixTime.UnixNano()); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
