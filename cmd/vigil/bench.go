@@ -33,12 +33,13 @@ import (
 func runBench(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	conns := fs.Int("devices", 100, "MQTT connections (one device each)")
+	conns := fs.Int("devices", 50, "MQTT connections (one device each)")
 	msgs := fs.Int("messages", 100000, "QoS 1 messages per run")
-	window := fs.Int("window", 16, "publishes in flight per connection")
+	window := fs.Int("window", 1, "publishes in flight per connection (paho.golang v0.23 stalls with more than one)")
 	runs := fs.Int("runs", 3, "runs of each system (medians are reported)")
 	storeURL := fs.String("store", "", "store for the Vigil server (default SQLite in a temp dir)")
 	sync := fs.String("nats-sync", "default", "JetStream sync policy for the Vigil server")
+	profile := fs.String("cpu-profile", "", "write the Vigil server's CPU profile to `file`")
 	mosq := fs.String("mosquitto", "mosquitto", "mosquitto binary for the peer run (\"off\" to skip)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,7 +78,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	st.Close()
 
 	srv, err := startChild(ctx, os.Args[0], append([]string{"serve", "--mqtt-listen", "127.0.0.1:0",
-		"--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--nats-sync", *sync, "--log-level", "warn"}, cfgArgs...)...)
+		"--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--nats-sync", *sync, "--log-level", "info", "--cpu-profile", *profile}, cfgArgs...)...)
 	if err != nil {
 		return err
 	}
@@ -141,6 +142,9 @@ func runBench(ctx context.Context, e env, args []string) error {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		if res.FirstError != "" {
+			fmt.Fprintf(e.stderr, "vigil run %d: %d publish errors, first: %s\n", r+1, res.Errors, res.FirstError)
+		}
 		cpu := srv.cpu() - cpu0
 		rw := rowOf(res, cpu)
 		rw.stored = float64(res.Acked) / time.Since(t0).Seconds()
@@ -150,6 +154,9 @@ func runBench(ctx context.Context, e env, args []string) error {
 			pres, err := loadgen.Run(ctx, load(peer.mqtt, false))
 			if err != nil {
 				return fmt.Errorf("mosquitto run %d: %w", r+1, err)
+			}
+			if pres.FirstError != "" {
+				fmt.Fprintf(e.stderr, "mosquitto run %d: %d publish errors, first: %s\n", r+1, pres.Errors, pres.FirstError)
 			}
 			mos = append(mos, rowOf(pres, peer.cpu()-cpu0))
 		}
@@ -302,7 +309,10 @@ func startMosquitto(ctx context.Context, bin, dir string, tlsCfg *tls.Config) (*
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf(`listener %d 127.0.0.1
+	// "user root" stops mosquitto, when started as root, from dropping to
+	// the mosquitto user, which cannot read the 0600 key in our data dir.
+	body := fmt.Sprintf(`user root
+listener %d 127.0.0.1
 certfile %s
 keyfile %s
 tls_version tlsv1.2

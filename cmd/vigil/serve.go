@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"vigil/internal/app"
@@ -35,9 +37,21 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 func runServe(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile to `file` until shutdown (diagnostics)")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() > 0 {
 		return usagef("vigil serve takes no arguments, got %q", fs.Arg(0))

@@ -296,9 +296,13 @@ type BatchHandler func(ctx context.Context, msgs []Msg) (poison []int, err error
 
 // ConsumeConfig tunes a durable consumer.
 type ConsumeConfig struct {
-	Durable   string        // consumer name, shared by every instance
-	Filter    string        // subject filter; default all events
-	MaxBatch  int           // messages per handler call; default 1000
+	Durable  string // consumer name, shared by every instance
+	Filter   string // subject filter; default all events
+	MaxBatch int    // messages per handler call; default 1000
+	// Linger is how long a batch may wait to fill up after its first
+	// message: larger batches mean fewer, cheaper store commits. Default
+	// 20ms; the events are already durable in the stream meanwhile.
+	Linger    time.Duration
 	AckWait   time.Duration // default 30s
 	RetryWait time.Duration // delay before redelivery after a handler error; default 1s
 }
@@ -316,6 +320,9 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h BatchHandler) err
 	}
 	if cc.RetryWait <= 0 {
 		cc.RetryWait = time.Second
+	}
+	if cc.Linger <= 0 {
+		cc.Linger = 20 * time.Millisecond
 	}
 	if cc.Filter == "" {
 		cc.Filter = SubjectPrefix + ">"
@@ -345,6 +352,8 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h BatchHandler) err
 
 	batch := make([]jetstream.Msg, 0, cc.MaxBatch)
 	msgs := make([]Msg, 0, cc.MaxBatch)
+	linger := time.NewTimer(cc.Linger)
+	defer linger.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -353,13 +362,16 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h BatchHandler) err
 		case m := <-in:
 			batch = append(batch, m)
 		}
-	drain:
+		linger.Reset(cc.Linger)
+	fill:
 		for len(batch) < cc.MaxBatch {
 			select {
 			case m := <-in:
 				batch = append(batch, m)
-			default:
-				break drain
+			case <-linger.C:
+				break fill
+			case <-ctx.Done():
+				return nil
 			}
 		}
 		msgs = msgs[:0]

@@ -40,12 +40,13 @@ type Config struct {
 
 // Result is what a run measured.
 type Result struct {
-	Acked     int64
-	Refused   int64
-	Errors    int64
-	Elapsed   time.Duration
-	P50, P99  time.Duration
-	PerSecond float64
+	Acked      int64
+	Refused    int64
+	Errors     int64
+	FirstError string
+	Elapsed    time.Duration
+	P50, P99   time.Duration
+	PerSecond  float64
 }
 
 // Run connects every client, publishes until Messages are acknowledged or
@@ -78,6 +79,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}()
 
 	var acked, refused, errs, budget atomic.Int64
+	var firstErr atomic.Value
 	budget.Store(int64(cfg.Messages))
 	if cfg.Messages <= 0 {
 		budget.Store(1 << 62)
@@ -101,7 +103,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					pr, err := cl.Publish(runCtx, &paho.Publish{Topic: cfg.Conns[i].Topic, QoS: 1, Payload: cfg.Payload(i, seq)})
 					if err != nil {
 						if runCtx.Err() == nil {
-							errs.Add(1)
+							if errs.Add(1) == 1 {
+								firstErr.Store(err.Error())
+							}
 						}
 						return
 					}
@@ -123,6 +127,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	slices.Sort(all)
 	r := Result{Acked: acked.Load(), Refused: refused.Load(), Errors: errs.Load(), Elapsed: elapsed}
+	if e, ok := firstErr.Load().(string); ok {
+		r.FirstError = e
+	}
 	if len(all) > 0 {
 		r.P50 = all[len(all)/2]
 		r.P99 = all[len(all)*99/100]
