@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
 		MaxConnections: int64(cfg.MQTT.MaxConnections),
 		ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum),
-	}, a.tlsCfg, a.devices, pub, dec, deps.Clock, a.log.With("component", "mqtt"), a.reg)
+	}, a.tlsCfg.Clone(), a.devices, pub, dec, deps.Clock, a.log.With("component", "mqtt"), a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func (a *App) serveHTTP(name, addr string, h http.Handler) error {
 	a.setAddr(name, ln.Addr().String())
 	srv := &http.Server{
 		Handler:           h,
-		TLSConfig:         a.tlsCfg,
+		TLSConfig:         a.tlsCfg.Clone(), // http2 setup writes to its config: one each
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
