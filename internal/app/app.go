@@ -229,6 +229,9 @@ func (a *App) bootstrapToken(ctx context.Context) error {
 	return nil
 }
 
+// maxConnsPerSource caps open HTTPS/admin connections per remote IP.
+const maxConnsPerSource = 512
+
 const (
 	metaBootstrapHash = "bootstrap_token_sha256"
 	metaBootstrapUsed = "bootstrap_token_used"
@@ -286,6 +289,9 @@ func (a *App) serveHTTP(name, addr string, h http.Handler) error {
 		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
 	}
 	a.setAddr(name, ln.Addr().String())
+	if network == "tcp" {
+		ln = limitPerSource(ln, maxConnsPerSource)
+	}
 	srv := &http.Server{
 		Handler:           h,
 		TLSConfig:         a.tlsCfg.Clone(), // http2 setup writes to its config: one each
