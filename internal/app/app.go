@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 
 	a.devices = device.NewRegistry(st, deps.Clock)
 	dec := event.NewDecoder(event.Limits{})
-	pub := publisher{b: b}
+	pub := publisher{b: b, st: st, log: a.log.With("component", "publisher")}
 	a.mqtt, err = mqttgw.New(mqttgw.Config{
 		Listen:         cfg.MQTT.Listen,
 		MaxPacketBytes: cfg.MQTT.MaxPacketBytes,

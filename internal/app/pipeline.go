@@ -14,8 +14,15 @@ import (
 )
 
 // publisher adapts the bus to the gateways' Publisher interfaces.
+//
+// Alarms (SOS, duress, fall) are also written straight to the store, whose
+// commit is fsynced, before the device is acknowledged: so an acknowledged
+// alarm survives a power failure whatever the JetStream sync setting. The
+// projector's later write of the same event is a no-op (same key).
 type publisher struct {
-	b *bus.Bus
+	b   *bus.Bus
+	st  EventWriter
+	log *slog.Logger
 }
 
 // PublishEvent makes one event durable in JetStream. The JetStream message id
@@ -28,6 +35,14 @@ func (p publisher) PublishEvent(ctx context.Context, ev *event.Event) error {
 	}
 	if err := p.b.Publish(ctx, bus.Subject(ev.OrgID, ev.DeviceID), ev.Key(), data); err != nil {
 		return fmt.Errorf("publish event: %w", err)
+	}
+	if ev.IsAlarm() {
+		// The alarm is already durable against a crash in JetStream; a
+		// store failure here only narrows the power-failure guarantee,
+		// so it is logged, never a reason to refuse an alarm.
+		if _, err := p.st.ApplyEvents(ctx, []event.Event{*ev}); err != nil {
+			p.log.Error("alarm not synced to the store before ack; it stays in the stream", "device_id", ev.DeviceID, "err", err)
+		}
 	}
 	return nil
 }
