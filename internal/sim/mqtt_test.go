@@ -3,16 +3,8 @@ package sim_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -24,41 +16,8 @@ import (
 
 	"vigil/internal/event"
 	"vigil/internal/sim"
+	"vigil/internal/vigiltest"
 )
-
-// testTLS makes a self-signed certificate for localhost / 127.0.0.1.
-func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}
-	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: "localhost"}
-	return server, client
-}
 
 // received is one PUBLISH the broker's hook saw.
 type received struct {
@@ -151,7 +110,7 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 
 // TestMQTT runs trackers against a real MQTT 5 broker on loopback TLS.
 func TestMQTT(t *testing.T) {
-	serverTLS, clientTLS := testTLS(t)
+	serverTLS, clientTLS := vigiltest.TestTLS(t)
 	devices := []sim.Credential{
 		{DeviceID: "dgood1", Secret: "secret-good-1"},
 		{DeviceID: "dgood2", Secret: "secret-good-2"},
