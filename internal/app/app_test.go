@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"vigil/internal/app"
 	"vigil/internal/config"
@@ -308,4 +309,25 @@ func TestNoPermissiveWiring(t *testing.T) {
 
 func storeFilter(deviceID string) store.EventFilter {
 	return store.EventFilter{DeviceID: deviceID, Limit: 100}
+}
+
+// TestExternalNATS runs the pipeline against a separate NATS server (as
+// `--nats-url` does) instead of the embedded one.
+func TestExternalNATS(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external nats not ready")
+	}
+	cfg := vigiltest.Config(t)
+	cfg.NATS.URL = ns.ClientURL()
+	runPipeline(t, cfg)
+	// The stream lives on the external server.
+	if info, err := ns.Jsz(nil); err != nil || info.Streams != 1 || info.Messages == 0 {
+		t.Fatalf("EVENTS stream not on the external server: %+v %v", info, err)
+	}
 }
