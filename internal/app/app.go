@@ -67,6 +67,7 @@ type App struct {
 	mqtt    *mqttgw.Gateway
 	httpgw  *httpgw.Gateway
 	proj    *projector
+	pub     *publisher
 
 	mu       sync.Mutex
 	addrs    map[string]string
@@ -135,7 +136,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 
 	a.devices = device.NewRegistry(st, deps.Clock)
 	dec := event.NewDecoder(event.Limits{})
-	pub := publisher{b: b, st: st, log: a.log.With("component", "publisher")}
+	pub := newPublisher(b, st, a.log.With("component", "publisher"), a.reg)
+	a.pub = pub
 	a.mqtt, err = mqttgw.New(mqttgw.Config{
 		Listen:         cfg.MQTT.Listen,
 		MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
@@ -249,6 +251,11 @@ func (a *App) Start() error {
 	go func() {
 		defer a.wg.Done()
 		a.tickets.Run(ctx, a.deps.Clock.Now, time.NewTicker(time.Hour).C)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.pub.run(ctx)
 	}()
 	a.wg.Add(1)
 	go func() {

@@ -13,52 +13,6 @@ import (
 	"vigil/internal/store"
 )
 
-// publisher adapts the bus to the gateways' Publisher interfaces.
-//
-// Alarms (SOS, duress, fall) are also written straight to the store, whose
-// commit is fsynced, before the device is acknowledged: so an acknowledged
-// alarm survives a power failure whatever the JetStream sync setting. The
-// projector's later write of the same event is a no-op (same key).
-type publisher struct {
-	b   *bus.Bus
-	st  EventWriter
-	log *slog.Logger
-}
-
-// PublishEvent makes one event durable in JetStream. The JetStream message id
-// is the event's idempotency key, so a retry inside the duplicate window is
-// stored once; the store's unique key catches any later one.
-func (p publisher) PublishEvent(ctx context.Context, ev *event.Event) error {
-	data, err := event.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	if err := p.b.Publish(ctx, bus.Subject(ev.OrgID, ev.DeviceID), ev.Key(), data); err != nil {
-		return fmt.Errorf("publish event: %w", err)
-	}
-	if ev.IsAlarm() {
-		// The alarm is already durable against a crash in JetStream; a
-		// store failure here only narrows the power-failure guarantee,
-		// so it is logged, never a reason to refuse an alarm.
-		if _, err := p.st.ApplyEvents(ctx, []event.Event{*ev}); err != nil {
-			p.log.Error("alarm not synced to the store before ack; it stays in the stream", "device_id", ev.DeviceID, "err", err)
-		}
-	}
-	return nil
-}
-
-// PublishEvents makes a batch durable, in order. It returns at the first
-// failure; the caller reports the batch as not stored and the client resends
-// all of it (the ones already stored are deduplicated).
-func (p publisher) PublishEvents(ctx context.Context, evs []event.Event) error {
-	for i := range evs {
-		if err := p.PublishEvent(ctx, &evs[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // EventWriter is what the projector needs from the store.
 type EventWriter interface {
 	ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
@@ -96,20 +50,20 @@ func newProjector(st EventWriter, log *slog.Logger, reg prometheus.Registerer) *
 	return p
 }
 
-// handle is a bus.BatchHandler.
+// handle is a bus.BatchHandler. Each bus message is a batch of events
+// (see publisher); all the events of all the messages handed over go to the
+// store in one transaction.
 func (p *projector) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
-	evs := make([]event.Event, 0, len(msgs))
-	idx := make([]int, 0, len(msgs))
+	evs := make([]event.Event, 0, len(msgs)*4)
 	var poison []int
 	for i, m := range msgs {
-		ev, err := event.Unmarshal(m.Data)
+		batch, err := decodeBatch(m.Data)
 		if err != nil {
-			p.log.Error("undecodable event on the bus; terminating it", "subject", m.Subject, "err", err)
+			p.log.Error("undecodable message on the bus; terminating it", "subject", m.Subject, "err", err)
 			poison = append(poison, i)
 			continue
 		}
-		evs = append(evs, ev)
-		idx = append(idx, i)
+		evs = append(evs, batch...)
 	}
 	if len(evs) == 0 {
 		p.poison.Add(float64(len(poison)))
@@ -118,14 +72,14 @@ func (p *projector) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
 	n, err := p.st.ApplyEvents(ctx, evs)
 	if errors.Is(err, store.ErrNotFound) {
 		// An unknown device (deleted after its events were accepted) must
-		// not block everyone else's events: apply one by one and terminate
-		// only the ones that cannot be stored.
+		// not block everyone else's events: apply one by one and drop
+		// only the events that cannot be stored.
 		n, err = 0, nil
 		for j := range evs {
 			k, e := p.st.ApplyEvents(ctx, evs[j:j+1])
 			if errors.Is(e, store.ErrNotFound) {
-				p.log.Error("event of unknown device; terminating it", "device_id", evs[j].DeviceID)
-				poison = append(poison, idx[j])
+				p.log.Error("event of unknown device dropped", "device_id", evs[j].DeviceID)
+				p.poison.Inc()
 				continue
 			}
 			if e != nil {

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,13 +34,12 @@ import (
 // StreamEvents is the stream holding every device event.
 const StreamEvents = "EVENTS"
 
-// SubjectPrefix prefixes every event subject: vigil.events.<org>.<device>.
+// SubjectPrefix prefixes every event subject.
 const SubjectPrefix = "vigil.events."
 
-// Subject returns the subject of a device's events. Org and device ids are
-// validated tokens (no dots, wildcards or spaces) by the time they get here.
-func Subject(orgID, deviceID string) string {
-	return SubjectPrefix + orgID + "." + deviceID
+// PartitionSubject is the subject of partition k: vigil.events.p<k>.
+func PartitionSubject(k int) string {
+	return SubjectPrefix + "p" + strconv.Itoa(k)
 }
 
 // Config configures the bus. The zero value runs an embedded server with no
@@ -252,9 +252,14 @@ func (b *Bus) ClientURL() string {
 func (b *Bus) Embedded() bool { return b.ns != nil }
 
 // Publish stores data on subject in JetStream and returns once it is
-// stored. msgID deduplicates retries within the stream's duplicate window.
+// stored. A non-empty msgID deduplicates retries within the stream's
+// duplicate window.
 func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) error {
-	_, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(StreamEvents))
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	_, err := b.js.Publish(ctx, subject, data, opts...)
 	if err != nil {
 		return fmt.Errorf("bus: publish: %w", err)
 	}
