@@ -160,6 +160,11 @@ func (g *Gateway) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := int64(g.dec.Limits().MaxBatchBytes)
+	if r.ContentLength > limit {
+		// Refused from the header: not one byte of the body is read.
+		g.fail(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("body larger than %d bytes", limit))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
