@@ -36,6 +36,7 @@ import (
 	"vigil/internal/event"
 	"vigil/internal/gateway/httpgw"
 	"vigil/internal/gateway/mqttgw"
+	"vigil/internal/netlimit"
 	"vigil/internal/pki"
 	"vigil/internal/store"
 	"vigil/internal/store/postgres"
@@ -297,7 +298,8 @@ func (a *App) serveHTTP(name, addr string, h http.Handler) error {
 	}
 	a.setAddr(name, ln.Addr().String())
 	if network == "tcp" {
-		ln = limitPerSource(ln, maxConnsPerSource)
+		// http.Server sets its own deadlines per request; no first deadline.
+		ln = netlimit.Listener(ln, maxConnsPerSource, 0)
 	}
 	srv := &http.Server{
 		Handler:           h,

@@ -33,6 +33,7 @@ import (
 
 	"vigil/internal/clock"
 	"vigil/internal/event"
+	"vigil/internal/netlimit"
 )
 
 // Topic layout. {id} is the device id.
@@ -70,6 +71,8 @@ type Config struct {
 	ReceiveMaximum uint16        // QoS1 in-flight window per client; default 256
 	PublishTimeout time.Duration // how long a durable publish may take; default 10s
 	AuthTimeout    time.Duration // default 5s
+	ConnectTimeout time.Duration // TLS handshake + CONNECT; default 10s
+	MaxKeepalive   uint16        // seconds; 0 or more is clamped to it; default 300
 }
 
 func (c Config) withDefaults() Config {
@@ -93,6 +96,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AuthTimeout <= 0 {
 		c.AuthTimeout = 5 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.MaxKeepalive == 0 {
+		c.MaxKeepalive = 300
 	}
 	return c
 }
@@ -142,10 +151,9 @@ type Gateway struct {
 	log     *slog.Logger
 	m       *metrics
 	srv     *mqtt.Server
-	ln      *listeners.TCP
+	ln      net.Listener
 	mu      sync.Mutex
 	devices map[string]string // client id (= device id) → org id, set on authenticated CONNECT
-	sources map[string]int    // remote IP → open connections
 	hookIDs []string
 }
 
@@ -159,7 +167,6 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 		cfg: cfg, tls: tlsCfg, auth: auth, pub: pub, dec: dec, clk: clk, log: log,
 		m:       newMetrics(reg),
 		devices: make(map[string]string),
-		sources: make(map[string]int),
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
@@ -194,12 +201,19 @@ func (g *Gateway) HookIDs() []string {
 }
 
 // Start binds the listener and serves in the broker's goroutines until Close.
+// Connections are capped per source IP and must finish the TLS handshake
+// and CONNECT within ConnectTimeout, before mochi sees them.
 func (g *Gateway) Start() error {
-	ln := listeners.NewTCP(listeners.Config{ID: "devices-tls", Address: g.cfg.Listen, TLSConfig: g.tls})
-	if err := g.srv.AddListener(ln); err != nil {
+	raw, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
 		return fmt.Errorf("mqttgw: listen %s: %w", g.cfg.Listen, err)
 	}
-	g.ln = ln
+	g.ln = raw
+	tlsLn := tls.NewListener(netlimit.Listener(raw, g.cfg.MaxPerSource, g.cfg.ConnectTimeout), g.tls)
+	if err := g.srv.AddListener(listeners.NewNet("devices-tls", tlsLn)); err != nil {
+		raw.Close()
+		return fmt.Errorf("mqttgw: add listener: %w", err)
+	}
 	if err := g.srv.Serve(); err != nil {
 		return fmt.Errorf("mqttgw: serve: %w", err)
 	}
@@ -211,7 +225,7 @@ func (g *Gateway) Addr() string {
 	if g.ln == nil {
 		return ""
 	}
-	return g.ln.Address()
+	return g.ln.Addr().String()
 }
 
 // Close disconnects every client and stops the listener.
@@ -257,14 +271,6 @@ func allowed(deviceID, topic string, write bool) bool {
 	return topic == CommandsTopic(deviceID)
 }
 
-func remoteIP(cl *mqtt.Client) string {
-	host, _, err := net.SplitHostPort(cl.Net.Remote)
-	if err != nil {
-		return cl.Net.Remote
-	}
-	return host
-}
-
 type hook struct {
 	mqtt.HookBase
 	g *Gateway
@@ -284,7 +290,12 @@ func (h *hook) Provides(b byte) bool {
 func (h *hook) refuseConnect(cl *mqtt.Client, code packets.Code, reason string) error {
 	h.g.m.connects.WithLabelValues(reason).Inc()
 	h.g.log.Warn("mqtt connect refused", "reason", reason, "remote", cl.Net.Remote)
-	_ = h.g.srv.SendConnack(cl, code, false, nil)
+	ack := code
+	if _, mapped := packets.V5CodesToV3[code]; cl.Properties.ProtocolVersion < 5 && !mapped {
+		// 3.1.1 CONNACK codes stop at 0x05; anything else is "not authorized".
+		ack = packets.Err3NotAuthorized
+	}
+	_ = h.g.srv.SendConnack(cl, ack, false, nil)
 	return code
 }
 
@@ -293,55 +304,43 @@ func (h *hook) refuseConnect(cl *mqtt.Client, code packets.Code, reason string) 
 // anything the client says without the secret proving it.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	g := h.g
-	ip := remoteIP(cl)
-	g.mu.Lock()
-	if g.sources[ip] >= g.cfg.MaxPerSource {
-		g.mu.Unlock()
-		return h.refuseConnect(cl, packets.ErrConnectionRateExceeded, "too_many_from_source")
-	}
-	g.sources[ip]++
-	g.mu.Unlock()
 	cl.Properties.Props.User = nil // no client-supplied properties carry meaning
-
 	id := cl.ID
 	user := string(pk.Connect.Username)
 	if !validID(id) {
-		h.release(cl, "")
 		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid, "client_id_invalid")
 	}
 	if user != id {
-		h.release(cl, "")
 		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid, "client_id_mismatch")
+	}
+	// A Will is published by the broker on the client's behalf, past the
+	// ACL: a device could use it to write to another device's commands
+	// topic. Devices have no use for one; it is refused.
+	if pk.Connect.WillFlag {
+		return h.refuseConnect(cl, packets.ErrNotAuthorized, "will_not_allowed")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.AuthTimeout)
 	defer cancel()
 	orgID, ok, err := g.auth.AuthenticateDevice(ctx, id, string(pk.Connect.Password))
 	if err == nil && !ok {
-		h.release(cl, "")
 		return h.refuseConnect(cl, packets.ErrBadUsernameOrPassword, "bad_credentials")
 	}
 	if err != nil {
-		h.release(cl, "")
 		g.log.Error("mqtt device authentication failed", "device_id", id, "err", err)
 		return h.refuseConnect(cl, packets.ErrServerUnavailable, "auth_unavailable")
+	}
+	// A keepalive of 0 (never) or above the cap would let a silent
+	// connection live forever: the server sets its own (MQTT 5 tells the
+	// client in CONNACK; a 3.1.1 client is simply cut after 1.5x).
+	if k := cl.State.Keepalive; k == 0 || k > g.cfg.MaxKeepalive {
+		cl.State.Keepalive = g.cfg.MaxKeepalive
+		cl.State.ServerKeepalive = true
 	}
 	g.mu.Lock()
 	g.devices[id] = orgID
 	g.mu.Unlock()
 	g.m.connects.WithLabelValues("ok").Inc()
 	return nil
-}
-
-// release undoes OnConnect's bookkeeping for a connection that ends.
-func (h *hook) release(cl *mqtt.Client, _ string) {
-	ip := remoteIP(cl)
-	h.g.mu.Lock()
-	if h.g.sources[ip] > 1 {
-		h.g.sources[ip]--
-	} else {
-		delete(h.g.sources, ip)
-	}
-	h.g.mu.Unlock()
 }
 
 // OnConnectAuthenticate admits only clients OnConnect authenticated.
@@ -356,7 +355,6 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	h.release(cl, "")
 	h.g.mu.Lock()
 	_, ok := h.g.devices[cl.ID]
 	h.g.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func start(t *testing.T) *env {
 	srvTLS, cliTLS := vigiltest.TestTLS(t)
 	s := &sink{}
 	devs := devices{"da": "secret-a", "db": "secret-b"}
-	gw, err := mqttgw.New(mqttgw.Config{Listen: "127.0.0.1:0", MaxPacketBytes: 64 << 10}, srvTLS, devs, s,
+	gw, err := mqttgw.New(mqttgw.Config{Listen: "127.0.0.1:0", MaxPacketBytes: 64 << 10, ConnectTimeout: 300 * time.Millisecond}, srvTLS, devs, s,
 		event.NewDecoder(event.Limits{MaxPayload: 32 << 10}), clock.Func(func() time.Time { return now }),
 		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
@@ -366,8 +367,12 @@ func TestBackendFailureNeverAcks(t *testing.T) {
 			t.Fatal(err)
 		}
 		for {
-			pk, err := c.Read(3 * time.Second)
+			pk, err := c.Read(5 * time.Second)
 			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("v%d: server neither acknowledged nor closed", v)
+				}
 				break // closed: the device keeps the message and retries
 			}
 			if pk.FixedHeader.Type == packets.Puback && pk.ReasonCode < 0x80 {
@@ -389,5 +394,50 @@ func TestNoPermissiveHooks(t *testing.T) {
 	}
 	if len(e.gw.HookIDs()) == 0 {
 		t.Fatal("no hooks: every connection would be refused or the ACL bypassed")
+	}
+}
+
+// A Will is published by the broker past the ACL: device A could make the
+// broker write to B's commands topic. A CONNECT with a Will is refused.
+func TestWillRefused(t *testing.T) {
+	e := start(t)
+	for _, v := range []byte{5, 4} {
+		c := e.client(v)
+		pk := packets.Packet{
+			FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+			ProtocolVersion: v,
+			Connect: packets.ConnectParams{
+				ProtocolName: []byte("MQTT"), ClientIdentifier: "da", Clean: true, Keepalive: 30,
+				UsernameFlag: true, Username: []byte("da"), PasswordFlag: true, Password: []byte("secret-a"),
+				WillFlag: true, WillTopic: mqttgw.CommandsTopic("db"), WillPayload: []byte(`{"cmd":"silence-alarm"}`), WillQos: 1,
+			},
+		}
+		if err := c.Send(pk); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := c.Read(5 * time.Second)
+		want := byte(0x87)
+		if v == 4 {
+			want = 0x05
+		}
+		if err != nil || ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != want {
+			t.Fatalf("v%d CONNECT with a Will: %v code %#x, want CONNACK %#x", v, err, ack.ReasonCode, want)
+		}
+	}
+}
+
+// A connection that never completes TLS and CONNECT is closed.
+func TestIdleConnectionClosed(t *testing.T) {
+	e := start(t)
+	conn, err := net.Dial("tcp", e.gw.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("idle connection not closed by the server: %v", err)
 	}
 }

@@ -1,8 +1,15 @@
-package app
+// Package netlimit guards listeners before any protocol work is spent on a
+// connection: a cap on the connections one remote IP may hold open, and a
+// deadline for the first bytes (TLS handshake and the first request or
+// MQTT CONNECT), so idle and slowloris connections cannot pile up.
+//
+// It imports only the standard library.
+package netlimit
 
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // perSourceListener caps the connections one remote IP may hold open at a
@@ -10,13 +17,17 @@ import (
 // before any TLS or HTTP work is spent on it.
 type perSourceListener struct {
 	net.Listener
-	max  int
-	mu   sync.Mutex
-	open map[string]int
+	max   int
+	first time.Duration
+	mu    sync.Mutex
+	open  map[string]int
 }
 
-func limitPerSource(ln net.Listener, max int) net.Listener {
-	return &perSourceListener{Listener: ln, max: max, open: map[string]int{}}
+// Listener wraps ln: at most max open connections per remote IP, and each
+// accepted connection gets a deadline of first from now (0: none), which
+// the protocol server replaces once the peer has identified itself.
+func Listener(ln net.Listener, max int, first time.Duration) net.Listener {
+	return &perSourceListener{Listener: ln, max: max, first: first, open: map[string]int{}}
 }
 
 func (l *perSourceListener) Accept() (net.Conn, error) {
@@ -34,6 +45,9 @@ func (l *perSourceListener) Accept() (net.Conn, error) {
 		}
 		l.open[ip]++
 		l.mu.Unlock()
+		if l.first > 0 {
+			_ = c.SetDeadline(time.Now().Add(l.first))
+		}
 		return &countedConn{Conn: c, release: func() { l.release(ip) }}, nil
 	}
 }
