@@ -261,7 +261,9 @@ func (a *App) Start() error {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector"}, a.proj.handle)
+		// A bus message holds up to 256 events: 16 messages bound one
+		// store transaction to 4096 events.
+		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector", MaxBatch: 16}, a.proj.handle)
 		if err != nil {
 			a.log.Error("projector stopped", "err", err)
 			a.runErr <- err

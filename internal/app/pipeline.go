@@ -57,11 +57,15 @@ func (p *projector) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
 	evs := make([]event.Event, 0, len(msgs)*4)
 	var poison []int
 	for i, m := range msgs {
-		batch, err := decodeBatch(m.Data)
+		batch, bad, err := decodeBatch(m.Data)
 		if err != nil {
 			p.log.Error("undecodable message on the bus; terminating it", "subject", m.Subject, "err", err)
 			poison = append(poison, i)
 			continue
+		}
+		for _, e := range bad {
+			p.log.Error("undecodable event in a bus message; skipped", "subject", m.Subject, "err", e)
+			p.poison.Inc()
 		}
 		evs = append(evs, batch...)
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,8 +20,14 @@ import (
 // processors can later share the work out by partition.
 const partitions = 8
 
-// maxBusBatch bounds the events in one bus message.
-const maxBusBatch = 256
+// maxBusBatch bounds the events in one bus message, and maxBusBytes its
+// size: NATS refuses messages over its max_payload (1 MiB by default, also
+// on an external server). One event is at most 256 KiB of device JSON, so a
+// single event always fits.
+const (
+	maxBusBatch = 256
+	maxBusBytes = 768 << 10
+)
 
 // partitionOf maps a device to its partition.
 func partitionOf(deviceID string) int {
@@ -36,6 +41,8 @@ var errPublisherStopped = errors.New("publisher stopped")
 
 type pubReq struct {
 	evs  []event.Event
+	data []byte // the events encoded, comma-separated
+	size int
 	done chan error
 }
 
@@ -89,31 +96,35 @@ func (p *publisher) run(ctx context.Context) {
 func (p *publisher) partitionLoop(ctx context.Context, k int) {
 	ch := p.parts[k]
 	subject := bus.PartitionSubject(k)
-	reqs := make([]pubReq, 0, maxBusBatch)
-	var buf bytes.Buffer
+	var held *pubReq // taken from ch but did not fit the last message
 	for {
-		reqs = reqs[:0]
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-ch:
-			reqs = append(reqs, r)
+		var first pubReq
+		if held != nil {
+			first, held = *held, nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case first = <-ch:
+			}
 		}
-		n := len(reqs[0].evs)
+		reqs := []pubReq{first}
+		n, size := len(first.evs), first.size
 	fill:
 		for n < maxBusBatch {
 			select {
 			case r := <-ch:
+				if n+len(r.evs) > maxBusBatch || size+r.size > maxBusBytes {
+					held = &r
+					break fill
+				}
 				reqs = append(reqs, r)
-				n += len(r.evs)
+				n, size = n+len(r.evs), size+r.size
 			default:
 				break fill
 			}
 		}
-		err := encodeBatch(&buf, reqs)
-		if err == nil {
-			err = p.b.Publish(ctx, subject, "", buf.Bytes())
-		}
+		err := p.b.Publish(ctx, subject, "", encodeBatch(reqs, size))
 		if err == nil {
 			p.sizes.Observe(float64(n))
 		}
@@ -123,43 +134,36 @@ func (p *publisher) partitionLoop(ctx context.Context, k int) {
 	}
 }
 
-// encodeBatch writes the events of reqs as one JSON array.
-func encodeBatch(buf *bytes.Buffer, reqs []pubReq) error {
-	buf.Reset()
-	buf.WriteByte('[')
-	first := true
-	for _, r := range reqs {
-		for i := range r.evs {
-			b, err := event.Marshal(&r.evs[i])
-			if err != nil {
-				return err
-			}
-			if !first {
-				buf.WriteByte(',')
-			}
-			first = false
-			buf.Write(b)
+// encodeBatch joins the requests' encoded events into one JSON array.
+func encodeBatch(reqs []pubReq, size int) []byte {
+	b := make([]byte, 0, size+2)
+	b = append(b, '[')
+	for i, r := range reqs {
+		if i > 0 {
+			b = append(b, ',')
 		}
+		b = append(b, r.data...)
 	}
-	buf.WriteByte(']')
-	return nil
+	return append(b, ']')
 }
 
-// decodeBatch reads a bus message written by encodeBatch.
-func decodeBatch(b []byte) ([]event.Event, error) {
+// decodeBatch reads a bus message written by encodeBatch. An event that
+// does not decode is reported in bad and skipped; the others are kept.
+func decodeBatch(b []byte) (evs []event.Event, bad []error, err error) {
 	var raws []json.RawMessage
 	if err := json.Unmarshal(b, &raws); err != nil {
-		return nil, fmt.Errorf("decode event batch: %w", err)
+		return nil, nil, fmt.Errorf("decode event batch: %w", err)
 	}
-	evs := make([]event.Event, 0, len(raws))
+	evs = make([]event.Event, 0, len(raws))
 	for _, r := range raws {
 		ev, err := event.Unmarshal(r)
 		if err != nil {
-			return nil, fmt.Errorf("decode event batch: %w", err)
+			bad = append(bad, err)
+			continue
 		}
 		evs = append(evs, ev)
 	}
-	return evs, nil
+	return evs, bad, nil
 }
 
 // publish hands events of one device to its partition and waits until they
@@ -168,7 +172,21 @@ func (p *publisher) publish(ctx context.Context, evs []event.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	r := pubReq{evs: evs, done: make(chan error, 1)}
+	var data []byte
+	for i := range evs {
+		b, err := event.Marshal(&evs[i])
+		if err != nil {
+			return fmt.Errorf("publish events: %w", err)
+		}
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, b...)
+	}
+	if len(data) > maxBusBytes {
+		return fmt.Errorf("publish events: %d bytes encoded, more than one bus message holds", len(data))
+	}
+	r := pubReq{evs: evs, data: data, size: len(data) + 1, done: make(chan error, 1)}
 	ch := p.parts[partitionOf(evs[0].DeviceID)]
 	select {
 	case ch <- r:
@@ -206,15 +224,27 @@ func (p *publisher) PublishEvent(ctx context.Context, ev *event.Event) error {
 	return p.publish(ctx, []event.Event{*ev})
 }
 
-// PublishEvents makes a batch of one device's events durable, all in one
-// bus message (httpgw.Publisher). On error the client resends all of them;
-// the store drops the ones it already has.
+// PublishEvents makes a batch of one device's events durable, in as few
+// bus messages as fit (httpgw.Publisher). On error the client resends all
+// of them; the store drops the ones it already has.
 func (p *publisher) PublishEvents(ctx context.Context, evs []event.Event) error {
-	for len(evs) > maxBusBatch {
-		if err := p.publish(ctx, evs[:maxBusBatch]); err != nil {
+	for len(evs) > 0 {
+		n, size := 0, 0
+		for n < len(evs) && n < maxBusBatch {
+			b, err := event.Marshal(&evs[n])
+			if err != nil {
+				return fmt.Errorf("publish events: %w", err)
+			}
+			if n > 0 && size+len(b)+1 > maxBusBytes {
+				break
+			}
+			size += len(b) + 1
+			n++
+		}
+		if err := p.publish(ctx, evs[:n]); err != nil {
 			return err
 		}
-		evs = evs[maxBusBatch:]
+		evs = evs[n:]
 	}
-	return p.publish(ctx, evs)
+	return nil
 }
