@@ -17,6 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -258,8 +260,11 @@ func (d *Decoder) Decode(b []byte, from Origin, now time.Time) (Event, error) {
 		return Event{}, &FieldError{Reason: fmt.Sprintf("payload larger than %d bytes", d.limits.MaxPayload), err: ErrTooLarge}
 	}
 	var m Message
-	if err := strictUnmarshal(b, &m); err != nil {
-		return Event{}, err
+	if !fastMessage(b, &m) {
+		m = Message{}
+		if err := strictUnmarshal(b, &m); err != nil {
+			return Event{}, err
+		}
 	}
 	return d.normalise(&m, from, now)
 }
@@ -410,13 +415,6 @@ func validID(id string) error {
 }
 
 func (d *Decoder) validateBody(m *Message) error {
-	bodies := map[Type]bool{
-		TypeHeartbeat: m.Heartbeat != nil,
-		TypeBattery:   m.Battery != nil,
-		TypeButton:    m.Button != nil,
-		TypeMotion:    m.Motion != nil,
-		TypeFall:      m.Fall != nil,
-	}
 	known := false
 	for _, t := range Types {
 		if m.Type == t {
@@ -431,9 +429,18 @@ func (d *Decoder) validateBody(m *Message) error {
 	}
 	// A position may accompany any event (the location of an SOS); every
 	// other body belongs to its own type only.
-	for t, present := range bodies {
-		if present && t != m.Type {
-			return invalid(string(t), "not allowed on a "+string(m.Type)+" event")
+	for _, b := range [...]struct {
+		t       Type
+		present bool
+	}{
+		{TypeHeartbeat, m.Heartbeat != nil},
+		{TypeBattery, m.Battery != nil},
+		{TypeButton, m.Button != nil},
+		{TypeMotion, m.Motion != nil},
+		{TypeFall, m.Fall != nil},
+	} {
+		if b.present && b.t != m.Type {
+			return invalid(string(b.t), "not allowed on a "+string(m.Type)+" event")
 		}
 	}
 	switch m.Type {
@@ -576,12 +583,21 @@ func validSamples(field string, s [][]float64, limit float64) error {
 }
 
 // Marshal encodes an event for the bus.
-func Marshal(e *Event) ([]byte, error) {
+func Marshal(e *Event) ([]byte, error) { return AppendJSON(make([]byte, 0, 256), e) }
+
+// AppendJSON appends what Marshal returns for e to dst. Its output is
+// byte for byte encoding/json's (a test holds it to that); events that do
+// not fit its fast path (a string needing escapes, a NaN) are left to
+// encoding/json.
+func AppendJSON(dst []byte, e *Event) ([]byte, error) {
+	if out, ok := appendEvent(dst, e); ok {
+		return out, nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
-		return nil, fmt.Errorf("marshal event: %w", err)
+		return dst, fmt.Errorf("marshal event: %w", err)
 	}
-	return b, nil
+	return append(dst, b...), nil
 }
 
 // Unmarshal decodes an event from the bus. It refuses unknown fields and a
@@ -589,8 +605,11 @@ func Marshal(e *Event) ([]byte, error) {
 // misread by an older consumer.
 func Unmarshal(b []byte) (Event, error) {
 	var e Event
-	if err := strictUnmarshal(b, &e); err != nil {
-		return Event{}, fmt.Errorf("unmarshal event: %w", err)
+	if !fastEvent(b, &e) {
+		e = Event{}
+		if err := strictUnmarshal(b, &e); err != nil {
+			return Event{}, fmt.Errorf("unmarshal event: %w", err)
+		}
 	}
 	if e.V != SchemaVersion {
 		return Event{}, fmt.Errorf("unmarshal event: %w", invalid("v", fmt.Sprintf("version %d not supported", e.V)))
@@ -599,4 +618,598 @@ func Unmarshal(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("unmarshal event: %w", invalid("device_id", "device_id and msg_id required"))
 	}
 	return e, nil
+}
+
+// --- fast paths -------------------------------------------------------------
+//
+// encoding/json spends most of its time on reflection, so the common shape
+// of a message or event is parsed and printed by hand. The fast parser only
+// accepts a strict subset of what encoding/json accepts: every key spelt
+// exactly as in the struct tags and given once, strings of printable ASCII
+// without escapes, no nulls, numbers and literals of the right JSON type.
+// It reports false on anything else, valid or not, and the caller decodes
+// the input again with encoding/json, which then gives the result or the
+// error it always gave. So whatever the fast path accepts, it decodes to
+// exactly what encoding/json would, and every refusal still comes from
+// encoding/json (the differential fuzz test in fast_test.go holds both).
+
+// parser reads JSON from b at i.
+type parser struct {
+	b []byte
+	i int
+}
+
+func (p *parser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips whitespace and consumes c if it comes next.
+func (p *parser) next(c byte) bool {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// end reports whether only whitespace is left.
+func (p *parser) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
+// rawString returns a string of printable ASCII without escapes, with its
+// quotes.
+func (p *parser) rawString() ([]byte, bool) {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
+	}
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			s := p.b[p.i : j+1]
+			p.i = j + 1
+			return s, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func (p *parser) str() (string, bool) {
+	s, ok := p.rawString()
+	if !ok {
+		return "", false
+	}
+	return string(s[1 : len(s)-1]), true
+}
+
+func (p *parser) time(t *time.Time) bool {
+	s, ok := p.rawString()
+	return ok && t.UnmarshalJSON(s) == nil
+}
+
+// number returns a number as JSON spells it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+// and whether it is an integer (no fraction or exponent).
+func (p *parser) number() (num []byte, integer, ok bool) {
+	p.ws()
+	b, i := p.b, p.i
+	digits := func() bool {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > j
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		return nil, false, false
+	}
+	integer = true
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return nil, false, false
+		}
+		integer = false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return nil, false, false
+		}
+		integer = false
+	}
+	num = b[p.i:i]
+	p.i = i
+	return num, integer, true
+}
+
+func (p *parser) float(f *float64) bool {
+	num, _, ok := p.number()
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseFloat(string(num), 64)
+	*f = v
+	return err == nil
+}
+
+func (p *parser) floatPtr(f **float64) bool {
+	var v float64
+	if !p.float(&v) {
+		return false
+	}
+	*f = &v
+	return true
+}
+
+func (p *parser) int(n *int) bool {
+	num, integer, ok := p.number()
+	if !ok || !integer {
+		return false
+	}
+	v, err := strconv.ParseInt(string(num), 10, 64)
+	*n = int(v)
+	return err == nil && int64(int(v)) == v
+}
+
+func (p *parser) bool(v *bool) bool {
+	p.ws()
+	switch {
+	case bytes.HasPrefix(p.b[p.i:], []byte("true")):
+		*v, p.i = true, p.i+4
+	case bytes.HasPrefix(p.b[p.i:], []byte("false")):
+		*v, p.i = false, p.i+5
+	default:
+		return false
+	}
+	return true
+}
+
+// object reads an object whose keys are all in keys, each at most once,
+// calling field with the key's index to read its value.
+func (p *parser) object(keys []string, field func(k int) bool) bool {
+	if !p.next('{') {
+		return false
+	}
+	if p.next('}') {
+		return true
+	}
+	var seen uint64
+	for {
+		raw, ok := p.rawString()
+		if !ok || !p.next(':') {
+			return false
+		}
+		k := slices.Index(keys, string(raw[1:len(raw)-1]))
+		if k < 0 || seen&(1<<k) != 0 {
+			return false
+		}
+		seen |= 1 << k
+		if !field(k) {
+			return false
+		}
+		if p.next('}') {
+			return true
+		}
+		if !p.next(',') {
+			return false
+		}
+	}
+}
+
+// array reads an array, calling elem for each element.
+func (p *parser) array(elem func() bool) bool {
+	if !p.next('[') {
+		return false
+	}
+	if p.next(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if p.next(']') {
+			return true
+		}
+		if !p.next(',') {
+			return false
+		}
+	}
+}
+
+func (p *parser) samples(s *[][]float64) bool {
+	out := [][]float64{} // [] decodes to an empty, not a nil, slice
+	ok := p.array(func() bool {
+		xyz := make([]float64, 0, 3)
+		ok := p.array(func() bool {
+			var f float64
+			if !p.float(&f) {
+				return false
+			}
+			xyz = append(xyz, f)
+			return true
+		})
+		out = append(out, xyz)
+		return ok
+	})
+	*s = out
+	return ok
+}
+
+var positionKeys = []string{"lat", "lon", "accuracy_m", "speed_mps", "heading_deg", "altitude_m", "fix_time"}
+
+func (p *parser) position(dst **Position) bool {
+	var v Position
+	*dst = &v
+	return p.object(positionKeys, func(k int) bool {
+		switch k {
+		case 0:
+			return p.float(&v.Lat)
+		case 1:
+			return p.float(&v.Lon)
+		case 2:
+			return p.float(&v.AccuracyM)
+		case 3:
+			return p.floatPtr(&v.SpeedMPS)
+		case 4:
+			return p.floatPtr(&v.HeadingDeg)
+		case 5:
+			return p.floatPtr(&v.AltitudeM)
+		default:
+			return p.time(&v.FixTime)
+		}
+	})
+}
+
+// body reads one of the event bodies into the matching field of bs.
+func (p *parser) body(name string, bs *bodies) bool {
+	switch name {
+	case "position":
+		return p.position(&bs.Position)
+	case "heartbeat":
+		var v Heartbeat
+		bs.Heartbeat = &v
+		return p.object([]string{"signal_dbm"}, func(int) bool {
+			var n int
+			v.SignalDBm = &n
+			return p.int(&n)
+		})
+	case "battery":
+		var v Battery
+		bs.Battery = &v
+		return p.object([]string{"percent", "charging"}, func(k int) bool {
+			if k == 0 {
+				return p.int(&v.Percent)
+			}
+			return p.bool(&v.Charging)
+		})
+	case "button":
+		var v Button
+		bs.Button = &v
+		return p.object([]string{"kind", "code"}, func(k int) bool {
+			s, ok := p.str()
+			if k == 0 {
+				v.Kind = ButtonKind(s)
+			} else {
+				v.Code = s
+			}
+			return ok
+		})
+	case "motion":
+		var v Motion
+		bs.Motion = &v
+		return p.object([]string{"rate_hz", "accel", "gyro"}, func(k int) bool {
+			switch k {
+			case 0:
+				return p.float(&v.RateHz)
+			case 1:
+				return p.samples(&v.Accel)
+			default:
+				return p.samples(&v.Gyro)
+			}
+		})
+	case "fall":
+		var v Fall
+		bs.Fall = &v
+		return p.object([]string{"confidence"}, func(int) bool { return p.float(&v.Confidence) })
+	}
+	return false
+}
+
+// bodies are the body fields Message and Event share.
+type bodies struct {
+	Position  *Position
+	Heartbeat *Heartbeat
+	Battery   *Battery
+	Button    *Button
+	Motion    *Motion
+	Fall      *Fall
+}
+
+var messageKeys = []string{"v", "id", "ts", "type", "position", "heartbeat", "battery", "button", "motion", "fall"}
+
+// fastMessage decodes b into m if b is in the fast path's subset.
+func fastMessage(b []byte, m *Message) bool {
+	p := parser{b: b}
+	var bs bodies
+	ok := p.object(messageKeys, func(k int) bool {
+		switch k {
+		case 0:
+			return p.int(&m.V)
+		case 1:
+			var ok bool
+			m.ID, ok = p.str()
+			return ok
+		case 2:
+			return p.time(&m.TS)
+		case 3:
+			return p.typ(&m.Type)
+		default:
+			return p.body(messageKeys[k], &bs)
+		}
+	}) && p.end()
+	m.Position, m.Heartbeat, m.Battery, m.Button, m.Motion, m.Fall = bs.Position, bs.Heartbeat, bs.Battery, bs.Button, bs.Motion, bs.Fall
+	return ok
+}
+
+// typ reads an event type, sharing the constant's string when it is one.
+func (p *parser) typ(t *Type) bool {
+	raw, ok := p.rawString()
+	if !ok {
+		return false
+	}
+	s := raw[1 : len(raw)-1]
+	for _, known := range Types {
+		if string(s) == string(known) {
+			*t = known
+			return true
+		}
+	}
+	*t = Type(s)
+	return true
+}
+
+var eventKeys = []string{"v", "org_id", "device_id", "msg_id", "type", "device_time", "received_at", "source", "late",
+	"position", "heartbeat", "battery", "button", "motion", "fall"}
+
+// fastEvent decodes b into e if b is in the fast path's subset.
+func fastEvent(b []byte, e *Event) bool {
+	p := parser{b: b}
+	var bs bodies
+	ok := p.object(eventKeys, func(k int) bool {
+		var ok bool
+		switch k {
+		case 0:
+			return p.int(&e.V)
+		case 1:
+			e.OrgID, ok = p.str()
+		case 2:
+			e.DeviceID, ok = p.str()
+		case 3:
+			e.MsgID, ok = p.str()
+		case 4:
+			return p.typ(&e.Type)
+		case 5:
+			return p.time(&e.DeviceTime)
+		case 6:
+			return p.time(&e.ReceivedAt)
+		case 7:
+			var s string
+			s, ok = p.str()
+			switch Source(s) {
+			case SourceMQTT:
+				e.Source = SourceMQTT
+			case SourceHTTP:
+				e.Source = SourceHTTP
+			default:
+				e.Source = Source(s)
+			}
+		case 8:
+			return p.bool(&e.Late)
+		default:
+			return p.body(eventKeys[k], &bs)
+		}
+		return ok
+	}) && p.end()
+	e.Position, e.Heartbeat, e.Battery, e.Button, e.Motion, e.Fall = bs.Position, bs.Heartbeat, bs.Battery, bs.Button, bs.Motion, bs.Fall
+	return ok
+}
+
+// printer appends JSON as encoding/json prints it; ok turns false on a
+// value the fast path leaves to encoding/json.
+type printer struct {
+	b  []byte
+	ok bool
+}
+
+func (w *printer) key(k string) {
+	w.b = append(w.b, k...) // k is `,"name":` or `"name":`
+}
+
+// str appends a string that needs no escaping (encoding/json escapes
+// control characters, quotes, backslashes, <, > and &, and rewrites
+// invalid UTF-8).
+func (w *printer) str(s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			w.ok = false
+			return
+		}
+	}
+	w.b = append(w.b, '"')
+	w.b = append(w.b, s...)
+	w.b = append(w.b, '"')
+}
+
+// float appends f as encoding/json does.
+func (w *printer) float(f float64) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		w.ok = false
+		return
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	w.b = strconv.AppendFloat(w.b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(w.b)
+		if n >= 4 && w.b[n-4] == 'e' && w.b[n-3] == '-' && w.b[n-2] == '0' {
+			w.b[n-2] = w.b[n-1]
+			w.b = w.b[:n-1]
+		}
+	}
+}
+
+func (w *printer) time(t time.Time) {
+	w.b = append(w.b, '"')
+	b, err := t.AppendText(w.b)
+	if err != nil {
+		w.ok = false
+		return
+	}
+	w.b = append(b, '"')
+}
+
+func (w *printer) samples(s [][]float64) {
+	if s == nil {
+		w.b = append(w.b, "null"...)
+		return
+	}
+	w.b = append(w.b, '[')
+	for i, xyz := range s {
+		if i > 0 {
+			w.b = append(w.b, ',')
+		}
+		if xyz == nil {
+			w.b = append(w.b, "null"...)
+			continue
+		}
+		w.b = append(w.b, '[')
+		for j, f := range xyz {
+			if j > 0 {
+				w.b = append(w.b, ',')
+			}
+			w.float(f)
+		}
+		w.b = append(w.b, ']')
+	}
+	w.b = append(w.b, ']')
+}
+
+// appendEvent appends e as encoding/json prints it, or reports false.
+func appendEvent(dst []byte, e *Event) ([]byte, bool) {
+	w := printer{b: dst, ok: true}
+	w.b = append(w.b, `{"v":`...)
+	w.b = strconv.AppendInt(w.b, int64(e.V), 10)
+	w.key(`,"org_id":`)
+	w.str(e.OrgID)
+	w.key(`,"device_id":`)
+	w.str(e.DeviceID)
+	w.key(`,"msg_id":`)
+	w.str(e.MsgID)
+	w.key(`,"type":`)
+	w.str(string(e.Type))
+	w.key(`,"device_time":`)
+	w.time(e.DeviceTime)
+	w.key(`,"received_at":`)
+	w.time(e.ReceivedAt)
+	w.key(`,"source":`)
+	w.str(string(e.Source))
+	if e.Late {
+		w.key(`,"late":true`)
+	}
+	if p := e.Position; p != nil {
+		w.key(`,"position":{"lat":`)
+		w.float(p.Lat)
+		w.key(`,"lon":`)
+		w.float(p.Lon)
+		w.key(`,"accuracy_m":`)
+		w.float(p.AccuracyM)
+		if p.SpeedMPS != nil {
+			w.key(`,"speed_mps":`)
+			w.float(*p.SpeedMPS)
+		}
+		if p.HeadingDeg != nil {
+			w.key(`,"heading_deg":`)
+			w.float(*p.HeadingDeg)
+		}
+		if p.AltitudeM != nil {
+			w.key(`,"altitude_m":`)
+			w.float(*p.AltitudeM)
+		}
+		if !p.FixTime.IsZero() {
+			w.key(`,"fix_time":`)
+			w.time(p.FixTime)
+		}
+		w.b = append(w.b, '}')
+	}
+	if h := e.Heartbeat; h != nil {
+		w.key(`,"heartbeat":{`)
+		if h.SignalDBm != nil {
+			w.key(`"signal_dbm":`)
+			w.b = strconv.AppendInt(w.b, int64(*h.SignalDBm), 10)
+		}
+		w.b = append(w.b, '}')
+	}
+	if b := e.Battery; b != nil {
+		w.key(`,"battery":{"percent":`)
+		w.b = strconv.AppendInt(w.b, int64(b.Percent), 10)
+		w.key(`,"charging":`)
+		w.b = strconv.AppendBool(w.b, b.Charging)
+		w.b = append(w.b, '}')
+	}
+	if b := e.Button; b != nil {
+		w.key(`,"button":{"kind":`)
+		w.str(string(b.Kind))
+		if b.Code != "" {
+			w.key(`,"code":`)
+			w.str(b.Code)
+		}
+		w.b = append(w.b, '}')
+	}
+	if m := e.Motion; m != nil {
+		w.key(`,"motion":{"rate_hz":`)
+		w.float(m.RateHz)
+		w.key(`,"accel":`)
+		w.samples(m.Accel)
+		if len(m.Gyro) > 0 {
+			w.key(`,"gyro":`)
+			w.samples(m.Gyro)
+		}
+		w.b = append(w.b, '}')
+	}
+	if f := e.Fall; f != nil {
+		w.key(`,"fall":{"confidence":`)
+		w.float(f.Confidence)
+		w.b = append(w.b, '}')
+	}
+	w.b = append(w.b, '}')
+	if !w.ok {
+		return dst, false
+	}
+	return w.b, true
 }

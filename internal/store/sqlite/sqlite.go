@@ -54,40 +54,123 @@ type Store struct {
 	w *sql.DB // the single writer connection
 	r *sql.DB // query-only readers
 
-	// ApplyEvents' statements, prepared once on the writer.
-	getOrg, insEvent, insPos, updSeen, updPos, updBat *sql.Stmt
+	// ApplyEvents' statements, prepared once on the writer (they cannot be
+	// prepared during a batch: the batch's transaction holds the only
+	// writer connection). Each multi-row statement exists for 1, 2, 4, …
+	// maxRows rows, so that any batch is a few statements, not one per row.
+	lastSeq                         *sql.Stmt
+	getOrgs, insEvents, insPos, upd multiStmt
+}
+
+// maxRows is the most rows one multi-row statement carries: 128 events of
+// 9 parameters stay far below SQLite's 32766 host parameters.
+const maxRows = 128
+
+// multiStmt holds a statement prepared for 1, 2, 4, … maxRows rows.
+type multiStmt struct {
+	sizes []int // descending
+	stmts []*sql.Stmt
+}
+
+// prepareMulti prepares head + row + (", " + row)* + tail for every power of
+// two up to maxRows.
+func prepareMulti(ctx context.Context, db *sql.DB, head, row, tail string) (multiStmt, error) {
+	var m multiStmt
+	for n := maxRows; n >= 1; n /= 2 {
+		var b strings.Builder
+		b.WriteString(head)
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(row)
+		}
+		b.WriteString(tail)
+		st, err := db.PrepareContext(ctx, b.String())
+		if err != nil {
+			m.close()
+			return multiStmt{}, err
+		}
+		m.sizes, m.stmts = append(m.sizes, n), append(m.stmts, st)
+	}
+	return m, nil
+}
+
+func (m *multiStmt) close() []error {
+	var errs []error
+	for _, st := range m.stmts {
+		errs = append(errs, st.Close())
+	}
+	m.stmts = nil
+	return errs
+}
+
+// chunk returns the statement for the largest size that fits in n rows.
+func (m *multiStmt) chunk(n int) (*sql.Stmt, int) {
+	for i, size := range m.sizes {
+		if size <= n {
+			return m.stmts[i], size
+		}
+	}
+	panic("sqlite: chunk of no rows")
 }
 
 const (
-	qGetOrg   = `SELECT org_id FROM devices WHERE id = ?`
-	qInsEvent = `INSERT INTO events
-		(org_id, device_id, msg_id, type, device_time, received_at, source, late, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, msg_id) DO NOTHING`
-	qInsPos = `INSERT INTO positions
-		(device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	qUpdSeen = `UPDATE devices SET event_count = event_count + ?,
-		last_seen = max(coalesce(last_seen, ?), ?) WHERE id = ?`
-	qUpdPos = `UPDATE devices SET last_lat = ?, last_lon = ?, last_accuracy_m = ?,
-		last_speed = ?, last_heading = ?, last_altitude = ?, last_fix_time = ?, position_time = ?
-		WHERE id = ? AND (position_time IS NULL OR position_time < ?)`
-	qUpdBat = `UPDATE devices SET battery = ?, charging = ?, battery_time = ?
-		WHERE id = ? AND (battery_time IS NULL OR battery_time < ?)`
+	qLastSeq = `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`
+	// qGetOrgs: IN (?, ?, …)
+	qGetOrgsHead = `SELECT id, org_id FROM devices WHERE id IN (`
+	qGetOrgsTail = `)`
+	qInsEvents   = `INSERT INTO events
+		(org_id, device_id, msg_id, type, device_time, received_at, source, late, body) VALUES `
+	qInsEventsRow  = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsEventsTail = ` ON CONFLICT (device_id, msg_id) DO NOTHING`
+	qInsPos        = `INSERT INTO positions
+		(device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time) VALUES `
+	qInsPosRow  = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsPosTail = ` ON CONFLICT DO NOTHING`
+	// qUpd applies one batch.Delta per row of d: the event count and
+	// last_seen always; the position (d.pt not NULL) and battery (d.bt
+	// not NULL) only when strictly newer than the stored ones. SET
+	// expressions all see the row as it was before the update.
+	qUpdHead = `WITH d (id, n, seen, pt, lat, lon, acc, speed, heading, alt, fix, bt, bat, chg) AS (VALUES `
+	qUpdRow  = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	newerPos = `d.pt IS NOT NULL AND (position_time IS NULL OR position_time < d.pt)`
+	newerBat = `d.bt IS NOT NULL AND (battery_time IS NULL OR battery_time < d.bt)`
+	qUpdTail = `)
+		UPDATE devices SET
+			event_count = event_count + d.n,
+			last_seen = max(coalesce(last_seen, d.seen), d.seen),
+			last_lat = iif(` + newerPos + `, d.lat, last_lat),
+			last_lon = iif(` + newerPos + `, d.lon, last_lon),
+			last_accuracy_m = iif(` + newerPos + `, d.acc, last_accuracy_m),
+			last_speed = iif(` + newerPos + `, d.speed, last_speed),
+			last_heading = iif(` + newerPos + `, d.heading, last_heading),
+			last_altitude = iif(` + newerPos + `, d.alt, last_altitude),
+			last_fix_time = iif(` + newerPos + `, d.fix, last_fix_time),
+			position_time = iif(` + newerPos + `, d.pt, position_time),
+			battery = iif(` + newerBat + `, d.bat, battery),
+			charging = iif(` + newerBat + `, d.chg, charging),
+			battery_time = iif(` + newerBat + `, d.bt, battery_time)
+		FROM d WHERE devices.id = d.id`
 )
 
 func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.lastSeq, err = s.w.PrepareContext(ctx, qLastSeq); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
 	for _, p := range []struct {
-		dst **sql.Stmt
-		q   string
+		dst             *multiStmt
+		head, row, tail string
 	}{
-		{&s.getOrg, qGetOrg}, {&s.insEvent, qInsEvent}, {&s.insPos, qInsPos},
-		{&s.updSeen, qUpdSeen}, {&s.updPos, qUpdPos}, {&s.updBat, qUpdBat},
+		{&s.getOrgs, qGetOrgsHead, "?", qGetOrgsTail},
+		{&s.insEvents, qInsEvents, qInsEventsRow, qInsEventsTail},
+		{&s.insPos, qInsPos, qInsPosRow, qInsPosTail},
+		{&s.upd, qUpdHead, qUpdRow, qUpdTail},
 	} {
-		st, err := s.w.PrepareContext(ctx, p.q)
-		if err != nil {
+		if *p.dst, err = prepareMulti(ctx, s.w, p.head, p.row, p.tail); err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
-		*p.dst = st
 	}
 	return nil
 }
@@ -182,6 +265,15 @@ func openDBs(path string, opts Options) (w, r *sql.DB, err error) {
 	// 64 MiB of page cache: a large batch's dirty pages stay in memory
 	// until commit instead of spilling to the WAL mid-transaction.
 	q.Add("_pragma", "cache_size(-65536)")
+	// Checkpoint every 10000 WAL pages (40 MiB) instead of every 1000: a
+	// batch dirties hundreds of index pages, mostly the same ones as the
+	// previous batch, so rarer checkpoints copy each page once for many
+	// commits. It does not weaken durability: each commit is fsynced to
+	// the WAL either way.
+	q.Add("_pragma", "wal_autocheckpoint(10000)")
+	// Statement journals (which the multi-row inserts of ApplyEvents need
+	// to undo one statement) in memory, not in a temp file.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	wq := url.Values{"_txlock": {"immediate"}}
 	for k, v := range q {
 		wq[k] = v
@@ -222,10 +314,11 @@ func openDBs(path string, opts Options) (w, r *sql.DB, err error) {
 // Close closes both pools.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.getOrg, s.insEvent, s.insPos, s.updSeen, s.updPos, s.updBat} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if s.lastSeq != nil {
+		errs = append(errs, s.lastSeq.Close())
+	}
+	for _, m := range []*multiStmt{&s.getOrgs, &s.insEvents, &s.insPos, &s.upd} {
+		errs = append(errs, m.close()...)
 	}
 	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
@@ -320,13 +413,6 @@ func fromNanos(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n.Int64).UTC()
-}
-
-func nullFloat(p *float64) sql.NullFloat64 {
-	if p == nil {
-		return sql.NullFloat64{}
-	}
-	return sql.NullFloat64{Float64: *p, Valid: true}
 }
 
 func floatPtr(n sql.NullFloat64) *float64 {
@@ -594,37 +680,56 @@ func (s *Store) DisableDevice(ctx context.Context, deviceID string, at time.Time
 // --- events ---------------------------------------------------------------
 
 // ApplyEvents projects a batch in one transaction; see store.Store.
+//
+// It runs a handful of multi-row statements per batch rather than several
+// per event: one lookup of the devices' orgs, the event rows, the position
+// rows and one update of every touched device.
 func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error) {
 	if len(evs) == 0 {
 		return 0, nil
 	}
 	uniq, devices := batch.Unique(evs)
-	bodies := make([]string, len(uniq))
+	// All bodies in one buffer and one string: one allocation per batch.
+	var buf []byte
+	ends := make([]int, len(uniq))
 	for i, e := range uniq {
-		b, err := event.Marshal(e)
-		if err != nil {
+		var err error
+		if buf, err = event.AppendJSON(buf, e); err != nil {
 			return 0, fmt.Errorf("apply events: %w", err)
 		}
-		bodies[i] = string(b)
+		ends[i] = len(buf)
 	}
+	all := string(buf)
+	body := func(i int) string {
+		if i == 0 {
+			return all[:ends[0]]
+		}
+		return all[ends[i-1]:ends[i]]
+	}
+
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("apply events: %w", err)
 	}
 	defer tx.Rollback()
 
+	var args []any
 	orgOf := make(map[string]string, len(devices))
-	get := tx.StmtContext(ctx, s.getOrg)
-	for _, id := range devices {
-		var org string
-		err := get.QueryRowContext(ctx, id).Scan(&org)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, fmt.Errorf("apply events: device %s: %w", id, store.ErrNotFound)
+	for rest := devices; len(rest) > 0; {
+		st, n := s.getOrgs.chunk(len(rest))
+		args = args[:0]
+		for _, id := range rest[:n] {
+			args = append(args, id)
 		}
-		if err != nil {
+		if err := s.readOrgs(ctx, tx.StmtContext(ctx, st), args, orgOf); err != nil {
 			return 0, fmt.Errorf("apply events: %w", err)
 		}
-		orgOf[id] = org
+		rest = rest[n:]
+	}
+	for _, id := range devices {
+		if _, ok := orgOf[id]; !ok {
+			return 0, fmt.Errorf("apply events: device %s: %w", id, store.ErrNotFound)
+		}
 	}
 	for _, e := range uniq {
 		if orgOf[e.DeviceID] != e.OrgID {
@@ -632,51 +737,147 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		}
 	}
 
-	insEv, insPos := tx.StmtContext(ctx, s.insEvent), tx.StmtContext(ctx, s.insPos)
-	inserted := make([]*event.Event, 0, len(uniq))
-	for i, e := range uniq {
-		res, err := insEv.ExecContext(ctx, e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime.UnixNano(),
-			e.ReceivedAt.UnixNano(), string(e.Source), e.Late, bodies[i])
+	// The events. A row already stored is skipped by ON CONFLICT; when
+	// any was, the new ones are those numbered after the batch began.
+	var seq0 int64
+	if err := tx.StmtContext(ctx, s.lastSeq).QueryRowContext(ctx).Scan(&seq0); err != nil {
+		return 0, fmt.Errorf("apply events: %w", err)
+	}
+	var total int64
+	for i := 0; i < len(uniq); {
+		st, n := s.insEvents.chunk(len(uniq) - i)
+		args = args[:0]
+		for j, e := range uniq[i : i+n] {
+			args = append(args, e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime.UnixNano(),
+				e.ReceivedAt.UnixNano(), string(e.Source), e.Late, body(i+j))
+		}
+		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 		if err != nil {
-			return 0, fmt.Errorf("apply events: insert %s: %w", e.Key(), err)
+			return 0, fmt.Errorf("apply events: insert %s…: %w", uniq[i].Key(), err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			continue // already stored
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("apply events: %w", err)
 		}
-		inserted = append(inserted, e)
-		p := e.Position
-		if p == nil {
-			continue
-		}
-		if _, err := insPos.ExecContext(ctx, e.DeviceID, e.MsgID, e.DeviceTime.UnixNano(), e.Late, p.Lat, p.Lon, p.AccuracyM,
-			nullFloat(p.SpeedMPS), nullFloat(p.HeadingDeg), nullFloat(p.AltitudeM), nanos(p.FixTime)); err != nil {
-			return 0, fmt.Errorf("apply events: insert position %s: %w", e.Key(), err)
+		total += k
+		i += n
+	}
+	inserted := uniq
+	if total != int64(len(uniq)) {
+		if inserted, err = s.newSince(ctx, tx, seq0, uniq); err != nil {
+			return 0, fmt.Errorf("apply events: %w", err)
 		}
 	}
 
-	updSeen, updPos, updBat := tx.StmtContext(ctx, s.updSeen), tx.StmtContext(ctx, s.updPos), tx.StmtContext(ctx, s.updBat)
-	for _, d := range batch.Deltas(inserted) {
-		if _, err := updSeen.ExecContext(ctx, d.Count, d.LastSeen.UnixNano(), d.LastSeen.UnixNano(), d.DeviceID); err != nil {
-			return 0, fmt.Errorf("apply events: device %s: %w", d.DeviceID, err)
+	withPos := make([]*event.Event, 0, len(inserted))
+	for _, e := range inserted {
+		if e.Position != nil {
+			withPos = append(withPos, e)
 		}
-		if p := d.Position; p != nil {
-			pt := d.PositionTime.UnixNano()
-			if _, err := updPos.ExecContext(ctx, p.Lat, p.Lon, p.AccuracyM, nullFloat(p.SpeedMPS), nullFloat(p.HeadingDeg), nullFloat(p.AltitudeM),
-				nanos(p.FixTime), pt, d.DeviceID, pt); err != nil {
-				return 0, fmt.Errorf("apply events: device %s position: %w", d.DeviceID, err)
+	}
+	for i := 0; i < len(withPos); {
+		st, n := s.insPos.chunk(len(withPos) - i)
+		args = args[:0]
+		for _, e := range withPos[i : i+n] {
+			p := e.Position
+			args = append(args, e.DeviceID, e.MsgID, e.DeviceTime.UnixNano(), e.Late, p.Lat, p.Lon, p.AccuracyM,
+				floatArg(p.SpeedMPS), floatArg(p.HeadingDeg), floatArg(p.AltitudeM), nanosArg(p.FixTime))
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			return 0, fmt.Errorf("apply events: insert position %s…: %w", withPos[i].Key(), err)
+		}
+		i += n
+	}
+
+	deltas := batch.Deltas(inserted)
+	for i := 0; i < len(deltas); {
+		st, n := s.upd.chunk(len(deltas) - i)
+		args = args[:0]
+		for _, d := range deltas[i : i+n] {
+			args = append(args, d.DeviceID, d.Count, d.LastSeen.UnixNano())
+			if p := d.Position; p != nil {
+				args = append(args, d.PositionTime.UnixNano(), p.Lat, p.Lon, p.AccuracyM,
+					floatArg(p.SpeedMPS), floatArg(p.HeadingDeg), floatArg(p.AltitudeM), nanosArg(p.FixTime))
+			} else {
+				args = append(args, nil, nil, nil, nil, nil, nil, nil, nil)
+			}
+			if b := d.Battery; b != nil {
+				args = append(args, d.BatteryTime.UnixNano(), int64(b.Percent), b.Charging)
+			} else {
+				args = append(args, nil, nil, nil)
 			}
 		}
-		if b := d.Battery; b != nil {
-			bt := d.BatteryTime.UnixNano()
-			if _, err := updBat.ExecContext(ctx, b.Percent, b.Charging, bt, d.DeviceID, bt); err != nil {
-				return 0, fmt.Errorf("apply events: device %s battery: %w", d.DeviceID, err)
-			}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			return 0, fmt.Errorf("apply events: device %s…: %w", deltas[i].DeviceID, err)
 		}
+		i += n
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("apply events: commit: %w", err)
 	}
 	return len(inserted), nil
+}
+
+// readOrgs adds the org of each device the statement finds to orgOf.
+func (s *Store) readOrgs(ctx context.Context, st *sql.Stmt, args []any, orgOf map[string]string) error {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, org string
+		if err := rows.Scan(&id, &org); err != nil {
+			return err
+		}
+		orgOf[id] = org
+	}
+	return rows.Err()
+}
+
+// newSince returns the events of uniq stored with a sequence number above
+// seq, in uniq's order: those this transaction inserted.
+func (s *Store) newSince(ctx context.Context, tx *sql.Tx, seq int64, uniq []*event.Event) ([]*event.Event, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT device_id, msg_id FROM events WHERE seq > ?`, seq)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type key struct{ dev, msg string }
+	isNew := make(map[key]bool)
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.dev, &k.msg); err != nil {
+			return nil, err
+		}
+		isNew[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]*event.Event, 0, len(isNew))
+	for _, e := range uniq {
+		if isNew[key{e.DeviceID, e.MsgID}] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// floatArg and nanosArg are a nullable float and nanos as plain driver
+// values, skipping database/sql's Valuer conversion.
+func floatArg(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func nanosArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
 }
 
 func clampLimit(n int) int {
