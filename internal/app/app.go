@@ -261,9 +261,10 @@ func (a *App) Start() error {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		// A bus message holds up to 256 events: 16 messages bound one
-		// store transaction to 4096 events.
-		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector", MaxBatch: 16}, a.proj.handle)
+		// A bus message holds up to 256 events (typically a few): 128
+		// messages bound one store transaction to 32k events, about a
+		// second of SQLite work, far inside the 30 s ack wait.
+		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector", MaxBatch: 128}, a.proj.handle)
 		if err != nil {
 			a.log.Error("projector stopped", "err", err)
 			a.runErr <- err
