@@ -62,9 +62,9 @@ func TestCLIMigratePostgres(t *testing.T) {
 }
 
 func TestCLIConfig(t *testing.T) {
-	env := map[string]string{"VIGIL_STORE": "postgres://vigil:hunter2-secret@db/vigil"}
+	env := map[string]string{"VIGIL_STORE": "postgres://vigil:hunter2-secret@db/vigil", "VIGIL_NATS_URL": "nats://vigil:natspw-secret@nats1:4222"}
 	code, out, errs := cli(t, env, "config", "dump")
-	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "[redacted]") {
+	if code != 0 || strings.Contains(out, "hunter2") || strings.Contains(out, "natspw") || !strings.Contains(out, "[redacted]") {
 		t.Fatalf("config dump: %d %q %q", code, out, errs)
 	}
 	if code, out, _ := cli(t, nil, "config", "check"); code != 0 || !strings.Contains(out, "ok") {

@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	a.onStop("store", func(context.Context) error { return st.Close() })
 
 	b, err := bus.Open(ctx, bus.Config{
-		URL:       cfg.NATS.URL,
+		URL:       cfg.NATS.URL.Reveal(),
 		CredsFile: cfg.NATS.CredsFile,
 		Dir:       filepath.Join(cfg.DataDir, "jetstream"),
 		Listen:    cfg.NATS.Listen,

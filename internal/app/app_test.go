@@ -324,7 +324,7 @@ func TestExternalNATS(t *testing.T) {
 		t.Fatal("external nats not ready")
 	}
 	cfg := vigiltest.Config(t)
-	cfg.NATS.URL = ns.ClientURL()
+	cfg.NATS.URL = config.Secret(ns.ClientURL())
 	runPipeline(t, cfg)
 	// The stream lives on the external server.
 	if info, err := ns.Jsz(nil); err != nil || info.Streams != 1 || info.Messages == 0 {

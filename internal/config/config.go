@@ -60,7 +60,7 @@ type Config struct {
 type NATSConfig struct {
 	// URL of an external NATS server (comma-separated for several); ""
 	// runs an embedded server.
-	URL string
+	URL Secret
 	// Listen is the embedded server's TCP client listener, e.g.
 	// "127.0.0.1:-1" (random port); "" means in-process connections only.
 	Listen string
@@ -185,8 +185,8 @@ func (c Config) Validate() error {
 	if _, _, err := parseStore(c.Store.Reveal(), c.DataDir); err != nil {
 		bad("store", "%v", err)
 	}
-	if c.NATS.URL != "" {
-		for _, u := range strings.Split(c.NATS.URL, ",") {
+	if c.NATS.URL.Reveal() != "" {
+		for _, u := range strings.Split(c.NATS.URL.Reveal(), ",") {
 			if err := checkNATSURL(strings.TrimSpace(u)); err != nil {
 				bad("nats.url", "%v", err)
 			}
@@ -207,7 +207,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.NATS.Replicas < 1 || c.NATS.Replicas > 5:
 		bad("nats.replicas", "%d: want 1 to 5", c.NATS.Replicas)
-	case c.NATS.Replicas != 1 && c.NATS.URL == "":
+	case c.NATS.Replicas != 1 && c.NATS.URL.Reveal() == "":
 		bad("nats.replicas", "%d: the embedded server is a single node; replicas > 1 need nats.url pointing at a cluster", c.NATS.Replicas)
 	}
 	if err := checkListen(c.MQTT.Listen, false); err != nil {

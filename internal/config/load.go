@@ -46,7 +46,7 @@ var options = withSecretFiles([]option{
 	{"data_dir", "data-dir", "data `dir`ectory: SQLite database, JetStream data, TLS CA", kindString, func(c *Config) any { return &c.DataDir }},
 	{"store", "store", "`store`: empty for SQLite in the data dir, sqlite:PATH, or postgres://… (secret; prefer --store-file)", kindSecret, func(c *Config) any { return &c.Store }},
 	{"auto_migrate", "auto-migrate", "apply pending schema migrations at start-up", kindBool, func(c *Config) any { return &c.AutoMigrate }},
-	{"nats.url", "nats-url", "external NATS server `URL`s, comma-separated; empty runs an embedded server", kindString, func(c *Config) any { return &c.NATS.URL }},
+	{"nats.url", "nats-url", "external NATS server `URL`s, comma-separated; empty runs an embedded server (secret: may hold credentials)", kindSecret, func(c *Config) any { return &c.NATS.URL }},
 	{"nats.listen", "nats-listen", "embedded NATS TCP listener `address` (e.g. 127.0.0.1:-1); empty for in-process only", kindString, func(c *Config) any { return &c.NATS.Listen }},
 	{"nats.sync", "nats-sync", "JetStream fsync `policy`: default (every 2 min; survives kill -9, not power loss), always, or a duration like 1s", kindString, func(c *Config) any { return &c.NATS.Sync }},
 	{"nats.creds_file", "nats-creds", "NATS credentials `file` for an external server", kindString, func(c *Config) any { return &c.NATS.CredsFile }},
