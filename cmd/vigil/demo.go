@@ -64,18 +64,24 @@ Ctrl-C stops it. A status line follows every 10 s.
 
 	simCtx, stopSim := context.WithCancel(ctx)
 	simDone := make(chan error, 1)
+	statusDone := make(chan struct{})
 	go func() { simDone <- s.Run(simCtx) }()
-	go demoStatus(simCtx, e, a, s)
+	go func() { defer close(statusDone); demoStatus(simCtx, e, a, s) }()
 
 	var runErr error
+	simEnded := false
 	select {
 	case <-ctx.Done():
 	case runErr = <-a.Err():
 	case runErr = <-simDone:
+		simEnded = true
 	}
 	stopSim()
-	if runErr == nil {
-		runErr = <-simDone
+	<-statusDone // it reads the store: done before the store closes
+	if !simEnded {
+		if err := <-simDone; runErr == nil {
+			runErr = err
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -161,11 +161,17 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 // so; otherwise it refuses a schema that is not the binary's.
 func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	kind, dsn := cfg.StoreKind()
+	if kind != "postgres" {
+		// A CLI command (org add, device add) may run before the first serve.
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
 	switch kind {
 	case "postgres":
 		st, err := postgres.Open(ctx, dsn, postgres.Options{AutoMigrate: cfg.AutoMigrate})
 		if err != nil {
-			return nil, fmt.Errorf("open postgres store: %w", err)
+			return nil, err // already says "open postgres store"
 		}
 		return st, nil
 	default:
@@ -174,7 +180,7 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 		}
 		st, err := sqlite.Open(ctx, dsn, sqlite.Options{AutoMigrate: cfg.AutoMigrate})
 		if err != nil {
-			return nil, fmt.Errorf("open sqlite store: %w", err)
+			return nil, err // already says "open sqlite store"
 		}
 		return st, nil
 	}
@@ -251,7 +257,9 @@ func (a *App) Start() error {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		a.tickets.Run(ctx, a.deps.Clock.Now, time.NewTicker(time.Hour).C)
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		a.tickets.Run(ctx, a.deps.Clock.Now, t.C)
 	}()
 	a.wg.Add(1)
 	go func() {
