@@ -152,6 +152,7 @@ type Gateway struct {
 	m       *metrics
 	srv     *mqtt.Server
 	ln      net.Listener
+	limited *netlimit.Limited
 	mu      sync.Mutex
 	devices map[string]string // client id (= device id) → org id, set on authenticated CONNECT
 	hookIDs []string
@@ -209,7 +210,8 @@ func (g *Gateway) Start() error {
 		return fmt.Errorf("mqttgw: listen %s: %w", g.cfg.Listen, err)
 	}
 	g.ln = raw
-	tlsLn := tls.NewListener(netlimit.Listener(raw, g.cfg.MaxPerSource, g.cfg.ConnectTimeout), g.tls)
+	g.limited = netlimit.Listener(raw, g.cfg.MaxPerSource, g.cfg.ConnectTimeout)
+	tlsLn := tls.NewListener(g.limited, g.tls)
 	if err := g.srv.AddListener(listeners.NewNet("devices-tls", tlsLn)); err != nil {
 		raw.Close()
 		return fmt.Errorf("mqttgw: add listener: %w", err)
@@ -228,8 +230,13 @@ func (g *Gateway) Addr() string {
 	return g.ln.Addr().String()
 }
 
-// Close disconnects every client and stops the listener.
+// Close disconnects every client and stops the listener. Connections are
+// shut first and the broker stopped only once none is still being set up
+// (mochi's Close races with a connection it is accepting).
 func (g *Gateway) Close() error {
+	if g.limited != nil {
+		g.limited.Drain(5 * time.Second)
+	}
 	if err := g.srv.Close(); err != nil {
 		return fmt.Errorf("mqttgw: close: %w", err)
 	}
