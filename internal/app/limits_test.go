@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -122,30 +123,40 @@ func TestSlowlorisDoesNotStarveOthers(t *testing.T) {
 	}
 }
 
-// Connections over the per-source cap are closed before TLS.
+// Connections over the per-source cap are closed before TLS. Plain TCP
+// connects are used to fill the cap: they are fast enough that none of them
+// reaches the server's handshake timeout meanwhile.
 func TestPerSourceConnectionCap(t *testing.T) {
 	a := vigiltest.StartApp(t, vigiltest.Config(t))
 	addr := a.Addr("https")
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 4)}, Timeout: 5 * time.Second}
 	var open []net.Conn
 	defer func() {
 		for _, c := range open {
 			c.Close()
 		}
 	}()
-	refused := false
-	for i := 0; i < 600 && !refused; i++ {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 4)}, Timeout: 5 * time.Second}
-		conn, err := tls.DialWithDialer(d, "tcp", addr, vigiltest.ClientTLS(t, a))
+	for i := 0; i < 512; i++ {
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
-			refused = true
-			if i < 512 {
-				t.Fatalf("connection %d refused, below the cap of 512: %v", i, err)
-			}
-			break
+			t.Fatalf("connection %d: %v", i, err)
 		}
-		open = append(open, conn)
+		open = append(open, c)
 	}
-	if !refused {
-		t.Fatal("600 connections from one source all accepted")
+	over, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var ne net.Error
+	if _, err := over.Read(make([]byte, 1)); err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection 513 from one source not closed: %v", err)
+	}
+	// A connection inside the cap is served: its TLS handshake completes.
+	tc := tls.Client(open[0], vigiltest.ClientTLS(t, a))
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("connection inside the cap refused: %v", err)
 	}
 }
