@@ -9,6 +9,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,10 +67,12 @@ type App struct {
 	ca      *pki.CA
 	tlsCfg  *tls.Config
 	tickets *pki.TicketRotator
-	mqtt    *mqttgw.Gateway
-	httpgw  *httpgw.Gateway
-	proj    *projector
-	pub     *publisher
+	// serverCert is the generated server certificate, swapped on renewal.
+	serverCert atomic.Pointer[tls.Certificate]
+	mqtt       *mqttgw.Gateway
+	httpgw     *httpgw.Gateway
+	proj       *projector
+	pub        *publisher
 
 	mu       sync.Mutex
 	addrs    map[string]string
@@ -207,8 +211,35 @@ func (a *App) setupTLS() error {
 		}
 	}
 	a.tlsCfg = pki.ServerConfig(cert)
+	if a.cfg.TLS.CertFile == "" {
+		// The generated certificate is renewed while the server runs
+		// (renewServerCert); every listener's config copy reads it here.
+		a.serverCert.Store(&cert)
+		a.tlsCfg.Certificates = nil
+		a.tlsCfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return a.serverCert.Load(), nil
+		}
+	}
 	a.tickets = pki.NewTicketRotator(a.tlsCfg)
 	return nil
+}
+
+// renewServerCert reissues the generated server certificate when it nears
+// expiry (pki reissues within 30 days of it); a server that runs for years
+// without restart never serves an expired certificate.
+func (a *App) renewServerCert() {
+	if a.cfg.TLS.CertFile != "" {
+		return
+	}
+	cert, err := a.ca.EnsureServerCert(filepath.Join(a.cfg.DataDir, "tls"), a.cfg.TLS.Hosts, a.deps.Clock.Now())
+	if err != nil {
+		a.log.Error("renew server certificate", "err", err)
+		return
+	}
+	if old := a.serverCert.Load(); old == nil || !bytes.Equal(old.Certificate[0], cert.Certificate[0]) {
+		a.serverCert.Store(&cert)
+		a.log.Info("server certificate renewed")
+	}
 }
 
 // bootstrapToken creates, on first start, the one-time token with which the
@@ -260,6 +291,20 @@ func (a *App) Start() error {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		a.tickets.Run(ctx, a.deps.Clock.Now, t.C)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		t := time.NewTicker(6 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.renewServerCert()
+			}
+		}
 	}()
 	a.wg.Add(1)
 	go func() {
