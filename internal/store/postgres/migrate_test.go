@@ -2,7 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,22 +20,45 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationTarget {
-		schema := freshSchema(t, url)
-		return storetest.MigrationTarget{
-			Open: func(ctx context.Context, auto bool) (store.Store, error) {
-				return postgres.Open(ctx, url, postgres.Options{AutoMigrate: auto, Schema: schema})
-			},
-			Migrate: func(ctx context.Context) ([]int, error) { return postgres.Migrate(ctx, url, schema) },
-			Exec: func(ctx context.Context, q string) error {
-				conn, err := pgx.Connect(ctx, url)
-				if err != nil {
-					return err
-				}
-				defer conn.Close(ctx)
-				_, err = conn.Exec(ctx, `SET search_path TO `+pgx.Identifier{schema}.Sanitize()+`; `+q)
+		return pgTarget(url, freshSchema(t, url), ms[len(ms)-1].Version)
+	})
+}
+
+func pgTarget(url, schema string, latest int) storetest.MigrationTarget {
+	return storetest.MigrationTarget{
+		Open: func(ctx context.Context, auto bool) (store.Store, error) {
+			return postgres.Open(ctx, url, postgres.Options{AutoMigrate: auto, Schema: schema})
+		},
+		Migrate: func(ctx context.Context) ([]int, error) { return postgres.Migrate(ctx, url, schema) },
+		Exec: func(ctx context.Context, q string) error {
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
 				return err
+			}
+			defer conn.Close(ctx)
+			_, err = conn.Exec(ctx, `SET search_path TO `+pgx.Identifier{schema}.Sanitize()+`; `+q)
+			return err
+		},
+		Latest: latest,
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	url := testURL(t)
+	ms, err := postgres.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunUpgrade(t, func(t *testing.T) storetest.UpgradeTarget {
+		schema := freshSchema(t, url)
+		return storetest.UpgradeTarget{
+			MigrationTarget: pgTarget(url, schema, ms[len(ms)-1].Version),
+			MigrateTo:       func(ctx context.Context, v int) error { return postgres.MigrateTo(ctx, url, schema, v) },
+			// timestamptz keeps microseconds; the store's encoding truncates.
+			Time: func(t time.Time) string {
+				return "'" + t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) + "'::timestamptz"
 			},
-			Latest: ms[len(ms)-1].Version,
+			Bool: strconv.FormatBool,
 		}
 	})
 }

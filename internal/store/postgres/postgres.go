@@ -660,6 +660,11 @@ func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.E
 	if _, err := pgx.ForEachRow(rows, []any{&id, &org}, func() error { orgOf[id] = org; return nil }); err != nil {
 		return 0, fmt.Errorf("lock devices: %w", err)
 	}
+	// Schema 2 has no FOREIGN KEY from events or positions to devices:
+	// this check is what keeps both tables to existing devices of the
+	// event's org. The pipelined insert has already run by now; on a
+	// failed check the caller rolls it back, and positions are only
+	// queued after the check.
 	for _, e := range uniq {
 		got, ok := orgOf[e.DeviceID]
 		if !ok {
@@ -698,6 +703,9 @@ func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.E
 		}
 	}
 
+	// Positions only of the events this statement inserted: positions'
+	// key is (device_id, device_time, msg_id), and (device_id, msg_id)
+	// stays unique only because events' UNIQUE admits each key once.
 	b = &pgx.Batch{}
 	if len(inserted) > 0 {
 		queuePositions(b, inserted)

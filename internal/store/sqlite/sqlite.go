@@ -769,6 +769,9 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		}
 	}
 
+	// Positions only of events this transaction inserted: positions'
+	// key is (device_id, device_time, msg_id), and (device_id, msg_id)
+	// stays unique only because events' UNIQUE admits each key once.
 	withPos := make([]*event.Event, 0, len(inserted))
 	for _, e := range inserted {
 		if e.Position != nil {
