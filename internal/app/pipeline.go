@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,6 +29,7 @@ type projector struct {
 	projected prometheus.Counter
 	dups      prometheus.Counter
 	poison    prometheus.Counter
+	deferred  prometheus.Counter
 }
 
 func newProjector(st EventWriter, log *slog.Logger, reg prometheus.Registerer) *projector {
@@ -45,8 +47,11 @@ func newProjector(st EventWriter, log *slog.Logger, reg prometheus.Registerer) *
 		poison: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_projector_poison_total", Help: "Bus messages that can never be stored (bad encoding, unknown device).",
 		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_projector_deferred_total", Help: "Bus messages in an encoding this version cannot read, left for redelivery.",
+		}),
 	}
-	reg.MustRegister(p.batches, p.projected, p.dups, p.poison)
+	reg.MustRegister(p.batches, p.projected, p.dups, p.poison, p.deferred)
 	return p
 }
 
@@ -56,7 +61,16 @@ func newProjector(st EventWriter, log *slog.Logger, reg prometheus.Registerer) *
 func (p *projector) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
 	evs := make([]event.Event, 0, len(msgs)*4)
 	var poison []int
-	for i, m := range msgs {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Encoding != busEncoding {
+			// Written by another (newer) version: leave it for one that
+			// reads it rather than dropping acknowledged events.
+			p.log.Warn("bus message in an encoding this version cannot read; left for redelivery", "subject", m.Subject, "encoding", m.Encoding)
+			p.deferred.Inc()
+			m.Later(time.Minute)
+			continue
+		}
 		batch, bad, err := decodeBatch(m.Data)
 		if err != nil {
 			p.log.Error("undecodable message on the bus; terminating it", "subject", m.Subject, "err", err)

@@ -29,6 +29,11 @@ const (
 	maxBusBytes = 768 << 10
 )
 
+// busEncoding names the format of the bus messages the publisher writes: a
+// JSON array of event.Event (schema event.SchemaVersion). A consumer that
+// meets another encoding leaves the message for a version that reads it.
+const busEncoding = "events-json-v1"
+
 // partitionOf maps a device to its partition.
 func partitionOf(deviceID string) int {
 	h := fnv.New32a()
@@ -124,7 +129,7 @@ func (p *publisher) partitionLoop(ctx context.Context, k int) {
 				break fill
 			}
 		}
-		err := p.b.Publish(ctx, subject, "", encodeBatch(reqs, size))
+		err := p.b.Publish(ctx, subject, "", busEncoding, encodeBatch(reqs, size))
 		if err == nil {
 			p.sizes.Observe(float64(n))
 		}

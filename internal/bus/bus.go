@@ -254,12 +254,21 @@ func (b *Bus) Embedded() bool { return b.ns != nil }
 // Publish stores data on subject in JetStream and returns once it is
 // stored. A non-empty msgID deduplicates retries within the stream's
 // duplicate window.
-func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) error {
+//
+// encoding names the payload's format (the EncodingHeader), so a consumer
+// can tell a message it cannot read yet (written by a newer version during
+// a rolling upgrade) from a corrupt one.
+func (b *Bus) Publish(ctx context.Context, subject, msgID, encoding string, data []byte) error {
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	_, err := b.js.Publish(ctx, subject, data, opts...)
+	m := nats.NewMsg(subject)
+	m.Data = data
+	if encoding != "" {
+		m.Header.Set(EncodingHeader, encoding)
+	}
+	_, err := b.js.PublishMsg(ctx, m, opts...)
 	if err != nil {
 		return fmt.Errorf("bus: publish: %w", err)
 	}
@@ -288,10 +297,20 @@ func (b *Bus) StreamMsgs(ctx context.Context) (uint64, error) {
 
 // Msg is one message handed to a batch handler.
 type Msg struct {
-	Subject string
-	Data    []byte
-	m       jetstream.Msg
+	Subject  string
+	Encoding string // the EncodingHeader value; "" if absent
+	Data     []byte
+	m        jetstream.Msg
+	later    time.Duration
 }
+
+// EncodingHeader is the message header naming the payload format.
+const EncodingHeader = "Vigil-Encoding"
+
+// Later asks for the message to be redelivered after d instead of being
+// acknowledged: for a message this version cannot read yet but a newer one
+// will. It is neither stored nor dropped.
+func (m *Msg) Later(d time.Duration) { m.later = d }
 
 // BatchHandler processes a batch. Returning nil acknowledges every message;
 // an error makes all of them redeliver later (the handler must be
@@ -381,7 +400,11 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h BatchHandler) err
 		}
 		msgs = msgs[:0]
 		for _, m := range batch {
-			msgs = append(msgs, Msg{Subject: m.Subject(), Data: m.Data(), m: m})
+			var enc string
+			if h := m.Headers(); h != nil {
+				enc = h.Get(EncodingHeader)
+			}
+			msgs = append(msgs, Msg{Subject: m.Subject(), Encoding: enc, Data: m.Data(), m: m})
 		}
 		poison, err := h(ctx, msgs)
 		if err != nil {
@@ -401,6 +424,10 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h BatchHandler) err
 		for i, m := range batch {
 			if bad[i] {
 				_ = m.Term()
+				continue
+			}
+			if d := msgs[i].later; d > 0 {
+				_ = m.NakWithDelay(d)
 				continue
 			}
 			// Fire-and-forget ack: a lost ack means one redelivery, which

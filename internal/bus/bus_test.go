@@ -74,16 +74,16 @@ func TestPublishConsume(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := 0; i < 100; i++ {
-		if err := b.Publish(ctx, bus.PartitionSubject(1), fmt.Sprint("d1/", i), []byte(fmt.Sprint("m", i))); err != nil {
+		if err := b.Publish(ctx, bus.PartitionSubject(1), fmt.Sprint("d1/", i), "t", []byte(fmt.Sprint("m", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A retry of the same message id inside the duplicate window is
 	// stored once.
-	if err := b.Publish(ctx, bus.PartitionSubject(1), "d1/5", []byte("m5")); err != nil {
+	if err := b.Publish(ctx, bus.PartitionSubject(1), "d1/5", "t", []byte("m5")); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Publish(ctx, bus.PartitionSubject(1), "d1/p", []byte("poison")); err != nil {
+	if err := b.Publish(ctx, bus.PartitionSubject(1), "d1/p", "t", []byte("poison")); err != nil {
 		t.Fatal(err)
 	}
 	n, err := b.StreamMsgs(ctx)
