@@ -21,3 +21,7 @@ func MigrateTo(ctx context.Context, url, schema string, v int) error {
 	_, err = migrate.Up(ctx, driver{pool: pool}, ms[:v])
 	return err
 }
+
+// SetCopyNew sets the batch size from which ApplyEvents's fast path writes
+// events with COPY, so that tests can cover it with small batches.
+func (s *Store) SetCopyNew(n int) { s.copyNew = n }

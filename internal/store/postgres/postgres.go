@@ -4,8 +4,13 @@
 //
 // ApplyEvents first takes advisory locks on the batch's devices, in key
 // order, so that concurrent batches touching the same devices serialise
-// instead of deadlocking; it then inserts the events in one statement (unnest of
-// arrays; COPY into a per-connection temporary table is an option) with ON CONFLICT DO NOTHING RETURNING, and only the returned,
+// instead of deadlocking. Its fast path assumes the batch is all new and
+// its devices valid: it inserts events (unnest of arrays, or COPY for a
+// large batch) and positions without ON CONFLICT and checks the devices in
+// SQL, all before one COMMIT; a stored key or a bad device aborts that
+// transaction, and the general path runs instead: events in one statement
+// (unnest of arrays; COPY into a per-connection temporary table is an
+// option) with ON CONFLICT DO NOTHING RETURNING, and only the returned,
 // new events reach positions and device state.
 //
 // Options.Schema puts every table in one schema (created if missing) by
@@ -53,8 +58,10 @@ type Options struct {
 	Schema string
 	// MaxConns is the pool size; 0 takes pgxpool's default.
 	MaxConns int32
-	// CopyThreshold is the batch size from which ApplyEvents stages events
-	// with COPY into a temporary table instead of one INSERT of arrays;
+	// CopyThreshold is the batch size from which ApplyEvents's general
+	// path (taken when the fast path finds a stored event or a bad
+	// device) stages events with COPY into a temporary table instead of
+	// one INSERT of arrays;
 	// 0 or a negative value never uses COPY (the default: it measured
 	// slower).
 	CopyThreshold int
@@ -69,6 +76,7 @@ const defaultCopyThreshold = 1 << 30
 type Store struct {
 	pool          *pgxpool.Pool
 	copyThreshold int
+	copyNew       int // batch size from which applyNew uses COPY
 }
 
 var _ store.Store = (*Store)(nil)
@@ -131,7 +139,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	s := &Store{pool: pool, copyThreshold: opts.CopyThreshold}
+	s := &Store{pool: pool, copyThreshold: opts.CopyThreshold, copyNew: copyNewThreshold}
 	if s.copyThreshold <= 0 {
 		s.copyThreshold = defaultCopyThreshold
 	}
@@ -554,34 +562,44 @@ const insertPositions = `INSERT INTO positions
 		$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::timestamptz[])
 	ON CONFLICT DO NOTHING`
 
+// insertPositionsNew is insertPositions for applyNew, whose events are all
+// new: their keys cannot be in positions, so no ON CONFLICT.
+const insertPositionsNew = `INSERT INTO positions
+	(device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::float8[], $6::float8[],
+		$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::timestamptz[])`
+
 // updateDevices advances device state in one statement, so each device
 // gets one new row version per batch: counters always, position and
 // battery only when the batch's are strictly newer by device time.
 const updateDevices = `UPDATE devices d SET
 	event_count = d.event_count + u.n,
 	last_seen = greatest(d.last_seen, u.seen),
-	last_lat        = CASE WHEN u.newpos THEN u.lat ELSE d.last_lat END,
-	last_lon        = CASE WHEN u.newpos THEN u.lon ELSE d.last_lon END,
-	last_accuracy_m = CASE WHEN u.newpos THEN u.acc ELSE d.last_accuracy_m END,
-	last_speed      = CASE WHEN u.newpos THEN u.speed ELSE d.last_speed END,
-	last_heading    = CASE WHEN u.newpos THEN u.heading ELSE d.last_heading END,
-	last_altitude   = CASE WHEN u.newpos THEN u.alt ELSE d.last_altitude END,
-	last_fix_time   = CASE WHEN u.newpos THEN u.fix ELSE d.last_fix_time END,
-	position_time   = CASE WHEN u.newpos THEN u.pt ELSE d.position_time END,
-	battery         = CASE WHEN u.newbat THEN u.pct ELSE d.battery END,
-	charging        = CASE WHEN u.newbat THEN u.charging ELSE d.charging END,
-	battery_time    = CASE WHEN u.newbat THEN u.bt ELSE d.battery_time END
-	FROM (
-		SELECT v.*,
-			coalesce(v.pt > d0.position_time OR (v.pt IS NOT NULL AND d0.position_time IS NULL), false) AS newpos,
-			coalesce(v.bt > d0.battery_time OR (v.bt IS NOT NULL AND d0.battery_time IS NULL), false) AS newbat
-		FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],
-			$4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::timestamptz[], $11::timestamptz[],
-			$12::int[], $13::bool[], $14::timestamptz[])
-			AS v(id, n, seen, lat, lon, acc, speed, heading, alt, fix, pt, pct, charging, bt)
-		JOIN devices d0 ON d0.id = v.id
-	) u
+	last_lat        = CASE WHEN ` + newPos + ` THEN u.lat ELSE d.last_lat END,
+	last_lon        = CASE WHEN ` + newPos + ` THEN u.lon ELSE d.last_lon END,
+	last_accuracy_m = CASE WHEN ` + newPos + ` THEN u.acc ELSE d.last_accuracy_m END,
+	last_speed      = CASE WHEN ` + newPos + ` THEN u.speed ELSE d.last_speed END,
+	last_heading    = CASE WHEN ` + newPos + ` THEN u.heading ELSE d.last_heading END,
+	last_altitude   = CASE WHEN ` + newPos + ` THEN u.alt ELSE d.last_altitude END,
+	last_fix_time   = CASE WHEN ` + newPos + ` THEN u.fix ELSE d.last_fix_time END,
+	position_time   = CASE WHEN ` + newPos + ` THEN u.pt ELSE d.position_time END,
+	battery         = CASE WHEN ` + newBat + ` THEN u.pct ELSE d.battery END,
+	charging        = CASE WHEN ` + newBat + ` THEN u.charging ELSE d.charging END,
+	battery_time    = CASE WHEN ` + newBat + ` THEN u.bt ELSE d.battery_time END
+	FROM unnest($1::text[], $2::bigint[], $3::timestamptz[],
+		$4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::timestamptz[], $11::timestamptz[],
+		$12::int[], $13::bool[], $14::timestamptz[])
+		AS u(id, n, seen, lat, lon, acc, speed, heading, alt, fix, pt, pct, charging, bt)
 	WHERE d.id = u.id`
+
+// newPos and newBat say whether the batch's position or battery is
+// strictly newer than the stored one (a NULL comparison counts as not
+// newer). SET expressions all read the row's old values, so the stored
+// times need no self-join.
+const (
+	newPos = `(u.pt > d.position_time OR (u.pt IS NOT NULL AND d.position_time IS NULL))`
+	newBat = `(u.bt > d.battery_time OR (u.bt IS NOT NULL AND d.battery_time IS NULL))`
+)
 
 // lockDevices takes transaction-scoped advisory locks on the batch's
 // devices, in key order. Devices hash into 256 buckets so that a batch
@@ -593,9 +611,12 @@ const lockDevices = `SELECT count(pg_advisory_xact_lock(1986489444, k))
 
 // ApplyEvents projects a batch in one transaction; see store.Store.
 //
-// It takes two round trips plus the commit's fsync: BEGIN, the device
-// lock and the insert are pipelined, then positions, device state and
-// COMMIT.
+// The fast path (applyNew) takes one round trip plus the commit's fsync
+// for a batch below copyNewThreshold, and a COPY between two pipelines
+// from it. When it falls back, the general path (applyEvents) takes two
+// round trips: BEGIN, the device lock, the device query and the insert
+// are pipelined, then positions, device state and COMMIT. A batch that
+// repeats stored events so pays for the fast path's aborted attempt too.
 func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error) {
 	if len(evs) == 0 {
 		return 0, nil
@@ -616,7 +637,13 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 	// pgxpool destroys a connection released inside a transaction, so an
 	// error path that cannot roll back leaks nothing.
 	defer conn.Release()
-	n, err := s.applyEvents(ctx, conn.Conn(), uniq, devices, bodies)
+	n, err := s.applyNew(ctx, conn.Conn(), uniq, devices, bodies)
+	if errors.Is(err, errFallback) {
+		// A key already stored or a device check that failed: the
+		// transaction is rolled back; the general path below finds out
+		// which events are new, or which device is wrong.
+		n, err = s.applyEvents(ctx, conn.Conn(), uniq, devices, bodies)
+	}
 	if err != nil {
 		if conn.Conn().PgConn().TxStatus() != 'I' {
 			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
@@ -624,6 +651,98 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		return 0, fmt.Errorf("apply events: %w", err)
 	}
 	return n, nil
+}
+
+// errFallback reports that applyNew rolled its transaction back and the
+// batch must take the general path.
+var errFallback = errors.New("fall back to the general path")
+
+// checkNew fails (division by zero, SQLSTATE 22012) unless every
+// (device, org) pair of the batch is an existing device of that org; pairs
+// are distinct and devices.id is the key, so the join finds one row each.
+const checkNew = `SELECT 1 / (count(*) = cardinality($1::text[]))::int
+	FROM unnest($1::text[], $2::text[]) AS u(id, org_id)
+	JOIN devices d ON d.id = u.id AND d.org_id = u.org_id`
+
+// insertEventsNew is insertEventsUnnest for a batch assumed new: without
+// ON CONFLICT (speculative insertion costs a third of the statement), so a
+// stored key fails it with a unique violation instead.
+const insertEventsNew = `INSERT INTO events
+	(org_id, device_id, msg_id, type, device_time, received_at, source, late, body)
+	SELECT org_id, device_id, msg_id, type, device_time, received_at, source, late, body::json
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+		$7::text[], $8::bool[], $9::text[])
+		AS u(org_id, device_id, msg_id, type, device_time, received_at, source, late, body)`
+
+// copyNewThreshold is the batch size from which applyNew writes events
+// with COPY straight into events instead of insertEventsNew.
+const copyNewThreshold = 200
+
+var eventCols = []string{"org_id", "device_id", "msg_id", "type", "device_time", "received_at", "source", "late", "body"}
+
+// applyNew is the fast path of ApplyEvents, for the common batch whose
+// events are all new and whose devices all check out: it writes
+// everything without ON CONFLICT, in one pipeline (BEGIN, device locks,
+// device check, events, positions, device state, COMMIT) or, for a large
+// batch, with a COPY of the events between two pipelines. The same locks
+// as the general path serialise overlapping batches. If an event is
+// already stored (unique violation) or the device check fails, nothing is
+// committed: applyNew rolls back and returns errFallback.
+func (s *Store) applyNew(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, devices, bodies []string) (int, error) {
+	type pair struct{ dev, org string }
+	seen := make(map[pair]struct{}, len(devices))
+	var pdev, porg []string
+	for _, e := range uniq {
+		k := pair{e.DeviceID, e.OrgID}
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			pdev, porg = append(pdev, e.DeviceID), append(porg, e.OrgID)
+		}
+	}
+	useCopy := len(uniq) >= s.copyNew
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockDevices, devices)
+	b.Queue(checkNew, pdev, porg)
+	if !useCopy {
+		org, dev, msg, typ, dt, rt, src, late := eventColumns(uniq)
+		b.Queue(insertEventsNew, org, dev, msg, typ, dt, rt, src, late, bodies)
+		queueProjection(b, uniq, insertPositionsNew)
+	}
+	err := conn.SendBatch(ctx, b).Close()
+	if err == nil && useCopy {
+		_, err = conn.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols,
+			pgx.CopyFromSlice(len(uniq), func(i int) ([]any, error) {
+				e := uniq[i]
+				return []any{e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime, e.ReceivedAt,
+					string(e.Source), e.Late, bodies[i]}, nil
+			}))
+		if err == nil {
+			b = &pgx.Batch{}
+			queueProjection(b, uniq, insertPositionsNew)
+			err = conn.SendBatch(ctx, b).Close()
+		}
+	}
+	if err == nil {
+		return len(uniq), nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "22012") && conn.PgConn().TxStatus() != 'I' {
+		if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr == nil {
+			return 0, errFallback
+		}
+	}
+	return 0, err
+}
+
+// queueProjection queues the positions and device state of newly inserted
+// events, then COMMIT.
+func queueProjection(b *pgx.Batch, inserted []*event.Event, positions string) {
+	if len(inserted) > 0 {
+		queuePositions(b, inserted, positions)
+		queueDeltas(b, batch.Deltas(inserted))
+	}
+	b.Queue("COMMIT")
 }
 
 func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, devices, bodies []string) (int, error) {
@@ -707,11 +826,7 @@ func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.E
 	// key is (device_id, device_time, msg_id), and (device_id, msg_id)
 	// stays unique only because events' UNIQUE admits each key once.
 	b = &pgx.Batch{}
-	if len(inserted) > 0 {
-		queuePositions(b, inserted)
-		queueDeltas(b, batch.Deltas(inserted))
-	}
-	b.Queue("COMMIT")
+	queueProjection(b, inserted, insertPositions)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return 0, fmt.Errorf("project: %w", err)
 	}
@@ -742,7 +857,7 @@ func insertStaged(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, bodi
 	return conn.Query(ctx, insertEventsStaged)
 }
 
-func queuePositions(b *pgx.Batch, inserted []*event.Event) {
+func queuePositions(b *pgx.Batch, inserted []*event.Event, q string) {
 	var dev, msg []string
 	var dt, fix []pgtype.Timestamptz
 	var late []bool
@@ -759,7 +874,7 @@ func queuePositions(b *pgx.Batch, inserted []*event.Event) {
 		speed, heading, alt = append(speed, f8(p.SpeedMPS)), append(heading, f8(p.HeadingDeg)), append(alt, f8(p.AltitudeM))
 	}
 	if len(dev) > 0 {
-		b.Queue(insertPositions, dev, msg, dt, late, lat, lon, acc, speed, heading, alt, fix)
+		b.Queue(q, dev, msg, dt, late, lat, lon, acc, speed, heading, alt, fix)
 	}
 }
 

@@ -71,3 +71,13 @@ func TestConformanceCopy(t *testing.T) {
 		return s
 	})
 }
+
+// TestConformanceCopyNew runs the fast path's COPY variant on every batch.
+func TestConformanceCopyNew(t *testing.T) {
+	testURL(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := openFresh(t)
+		s.SetCopyNew(1)
+		return s
+	})
+}
