@@ -31,7 +31,7 @@ type Config struct {
 	Addr     string
 	TLS      *tls.Config
 	Conns    []Conn
-	Window   int           // publishes in flight per connection; default 8
+	Window   int           // publishes in flight per connection; default 1 (paho.golang v0.23 stalls with more)
 	Messages int           // total messages to acknowledge; the run stops there
 	Duration time.Duration // or stop after this long; default 30s
 	// Payload returns the body of message seq of a connection.
@@ -53,7 +53,7 @@ type Result struct {
 // Duration passes, and reports.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Window <= 0 {
-		cfg.Window = 8
+		cfg.Window = 1
 	}
 	if cfg.Duration <= 0 {
 		cfg.Duration = 30 * time.Second
@@ -101,6 +101,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					}
 					t0 := time.Now()
 					pr, err := cl.Publish(runCtx, &paho.Publish{Topic: cfg.Conns[i].Topic, QoS: 1, Payload: cfg.Payload(i, seq)})
+					if pr != nil && pr.ReasonCode >= 0x80 {
+						// paho returns a refusal as an error too; the
+						// connection is fine, the message was refused.
+						refused.Add(1)
+						continue
+					}
 					if err != nil {
 						if runCtx.Err() == nil {
 							if errs.Add(1) == 1 {
@@ -108,10 +114,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 							}
 						}
 						return
-					}
-					if pr.ReasonCode >= 0x80 {
-						refused.Add(1)
-						continue
 					}
 					lat[slot] = append(lat[slot], time.Since(t0))
 					acked.Add(1)
