@@ -128,17 +128,26 @@ func runPipeline(t *testing.T, cfg config.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ps, err := a.Store().Positions(ctx, c.DeviceID, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	late := 0
 	for _, e := range evs {
 		if e.Late {
+			t.Errorf("%s flagged late", e.MsgID)
+		}
+	}
+	for _, p := range ps {
+		if p.Late {
 			late++
-			if e.MsgID != "p-old" {
-				t.Errorf("%s flagged late", e.MsgID)
+			if p.MsgID != "p-old" {
+				t.Errorf("position %s flagged late", p.MsgID)
 			}
 		}
 	}
 	if late != 1 {
-		t.Errorf("%d late events, want 1 (p-old)", late)
+		t.Errorf("%d late positions, want 1 (p-old)", late)
 	}
 }
 

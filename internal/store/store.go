@@ -85,17 +85,24 @@ type DeviceState struct {
 	Events       int64
 }
 
-// StoredEvent is an event as kept in the event log.
+// StoredEvent is an event as kept in the event log. Position reports
+// (events of type position) are not in the log: they are kept once, as
+// PositionRecords.
 type StoredEvent struct {
 	Seq int64 // store-assigned, increasing
 	event.Event
 }
 
-// PositionRecord is one row of position history.
+// PositionRecord is one row of position history: a position report
+// (everything its event carried; the organisation is the device's) or the
+// position of another event, such as an SOS. (DeviceID, DeviceTime, MsgID)
+// identifies it.
 type PositionRecord struct {
 	DeviceID   string
 	MsgID      string
 	DeviceTime time.Time
+	ReceivedAt time.Time
+	Source     event.Source
 	Late       bool
 	event.Position
 }
@@ -133,8 +140,12 @@ type Store interface {
 	// new. Events of unknown devices, or naming another org than their
 	// device's, fail the whole batch with an error wrapping ErrNotFound.
 	ApplyEvents(ctx context.Context, evs []event.Event) (inserted int, err error)
-	ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, error) // newest (highest Seq) first
-	CountEvents(ctx context.Context, deviceID string) (int64, error)      // "" counts all; unknown device: ErrNotFound
+	// ListEvents lists the event log (every event but position reports,
+	// which Positions returns), newest (highest Seq) first.
+	ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, error)
+	CountEvents(ctx context.Context, deviceID string) (int64, error) // "" counts all; unknown device: ErrNotFound
+	// HasEvent reports whether an event, position reports included, is
+	// stored.
 	HasEvent(ctx context.Context, deviceID, msgID string) (bool, error)
 	// Positions returns history with from <= device time < to, oldest
 	// first; a zero from or to leaves that side open.

@@ -11,7 +11,10 @@
 // transaction, and the general path runs instead: events in one statement
 // (unnest of arrays; COPY into a per-connection temporary table is an
 // option) with ON CONFLICT DO NOTHING RETURNING, and only the returned,
-// new events reach positions and device state.
+// new events reach positions and device state. Position reports (events of
+// type position, nearly all the traffic) are kept only in positions, keyed
+// by (device_id, device_time, msg_id); their general-path insert returns
+// the new keys the same way.
 //
 // Options.Schema puts every table in one schema (created if missing) by
 // setting search_path on each pooled connection; tests use a fresh schema
@@ -557,17 +560,22 @@ const insertEventsStaged = `INSERT INTO events
 	RETURNING device_id, msg_id`
 
 const insertPositions = `INSERT INTO positions
-	(device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::float8[], $6::float8[],
-		$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::timestamptz[])
+	(device_id, device_time, msg_id, received_at, source, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
+	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::text[], $6::bool[],
+		$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::timestamptz[])
 	ON CONFLICT DO NOTHING`
+
+// insertReports is insertPositions for position reports, which are kept
+// only in positions: it returns the keys it inserted.
+const insertReports = insertPositions + `
+	RETURNING device_id, msg_id`
 
 // insertPositionsNew is insertPositions for applyNew, whose events are all
 // new: their keys cannot be in positions, so no ON CONFLICT.
 const insertPositionsNew = `INSERT INTO positions
-	(device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[], $5::float8[], $6::float8[],
-		$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::timestamptz[])`
+	(device_id, device_time, msg_id, received_at, source, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time)
+	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::text[], $6::bool[],
+		$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::timestamptz[])`
 
 // updateDevices advances device state in one statement, so each device
 // gets one new row version per batch: counters always, position and
@@ -622,14 +630,16 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		return 0, nil
 	}
 	uniq, devices := batch.Unique(evs)
-	bodies := make([]string, len(uniq))
-	for i, e := range uniq {
+	logEvs, reports := batch.Split(uniq)
+	bodies := make([]string, len(logEvs))
+	for i, e := range logEvs {
 		b, err := event.Marshal(e)
 		if err != nil {
 			return 0, fmt.Errorf("apply events: %w", err)
 		}
 		bodies[i] = string(b)
 	}
+	p := parts{uniq: uniq, log: logEvs, reports: reports, devices: devices, bodies: bodies}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("apply events: %w", err)
@@ -637,12 +647,12 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 	// pgxpool destroys a connection released inside a transaction, so an
 	// error path that cannot roll back leaks nothing.
 	defer conn.Release()
-	n, err := s.applyNew(ctx, conn.Conn(), uniq, devices, bodies)
+	n, err := s.applyNew(ctx, conn.Conn(), p)
 	if errors.Is(err, errFallback) {
 		// A key already stored or a device check that failed: the
 		// transaction is rolled back; the general path below finds out
 		// which events are new, or which device is wrong.
-		n, err = s.applyEvents(ctx, conn.Conn(), uniq, devices, bodies)
+		n, err = s.applyEvents(ctx, conn.Conn(), p)
 	}
 	if err != nil {
 		if conn.Conn().PgConn().TxStatus() != 'I' {
@@ -651,6 +661,14 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		return 0, fmt.Errorf("apply events: %w", err)
 	}
 	return n, nil
+}
+
+// parts is a batch as ApplyEvents splits it: the distinct events (uniq),
+// those for the event log with their bodies, the position reports, and
+// the distinct devices, sorted.
+type parts struct {
+	uniq, log, reports []*event.Event
+	devices, bodies    []string
 }
 
 // errFallback reports that applyNew rolled its transaction back and the
@@ -688,43 +706,45 @@ var eventCols = []string{"org_id", "device_id", "msg_id", "type", "device_time",
 // as the general path serialise overlapping batches. If an event is
 // already stored (unique violation) or the device check fails, nothing is
 // committed: applyNew rolls back and returns errFallback.
-func (s *Store) applyNew(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, devices, bodies []string) (int, error) {
+func (s *Store) applyNew(ctx context.Context, conn *pgx.Conn, p parts) (int, error) {
 	type pair struct{ dev, org string }
-	seen := make(map[pair]struct{}, len(devices))
+	seen := make(map[pair]struct{}, len(p.devices))
 	var pdev, porg []string
-	for _, e := range uniq {
+	for _, e := range p.uniq {
 		k := pair{e.DeviceID, e.OrgID}
 		if _, ok := seen[k]; !ok {
 			seen[k] = struct{}{}
 			pdev, porg = append(pdev, e.DeviceID), append(porg, e.OrgID)
 		}
 	}
-	useCopy := len(uniq) >= s.copyNew
+	useCopy := len(p.log) >= s.copyNew
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(lockDevices, devices)
+	b.Queue(lockDevices, p.devices)
 	b.Queue(checkNew, pdev, porg)
 	if !useCopy {
-		org, dev, msg, typ, dt, rt, src, late := eventColumns(uniq)
-		b.Queue(insertEventsNew, org, dev, msg, typ, dt, rt, src, late, bodies)
-		queueProjection(b, uniq, insertPositionsNew)
+		if len(p.log) > 0 {
+			org, dev, msg, typ, dt, rt, src, late := eventColumns(p.log)
+			b.Queue(insertEventsNew, org, dev, msg, typ, dt, rt, src, late, p.bodies)
+		}
+		queueProjection(b, p.uniq, insertPositionsNew)
 	}
 	err := conn.SendBatch(ctx, b).Close()
 	if err == nil && useCopy {
 		_, err = conn.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols,
-			pgx.CopyFromSlice(len(uniq), func(i int) ([]any, error) {
-				e := uniq[i]
+			pgx.CopyFromSlice(len(p.log), func(i int) ([]any, error) {
+				e := p.log[i]
 				return []any{e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime, e.ReceivedAt,
-					string(e.Source), e.Late, bodies[i]}, nil
+					string(e.Source), e.Late, p.bodies[i]}, nil
 			}))
 		if err == nil {
 			b = &pgx.Batch{}
-			queueProjection(b, uniq, insertPositionsNew)
+			queueProjection(b, p.uniq, insertPositionsNew)
 			err = conn.SendBatch(ctx, b).Close()
 		}
 	}
 	if err == nil {
-		return len(uniq), nil
+		return len(p.uniq), nil
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "22012") && conn.PgConn().TxStatus() != 'I' {
@@ -745,8 +765,8 @@ func queueProjection(b *pgx.Batch, inserted []*event.Event, positions string) {
 	b.Queue("COMMIT")
 }
 
-func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, devices, bodies []string) (int, error) {
-	staged := len(uniq) >= s.copyThreshold
+func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, p parts) (int, error) {
+	staged := len(p.log) >= s.copyThreshold
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	// Serialise batches that share a device before touching any row, so
@@ -754,13 +774,21 @@ func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.E
 	// unique index or the device rows. Transaction-scoped advisory locks
 	// (the two-key space, class lockClassDevice) cost no row writes; they
 	// are taken in key order.
-	b.Queue(lockDevices, devices)
-	b.Queue(`SELECT id, org_id FROM devices WHERE id = ANY($1)`, devices)
-	if staged {
+	b.Queue(lockDevices, p.devices)
+	b.Queue(`SELECT id, org_id FROM devices WHERE id = ANY($1)`, p.devices)
+	logInsert := len(p.log) > 0
+	switch {
+	case !logInsert:
+	case staged:
 		b.Queue(stageTable)
-	} else {
-		org, dev, msg, typ, dt, rt, src, late := eventColumns(uniq)
-		b.Queue(insertEventsUnnest, org, dev, msg, typ, dt, rt, src, late, bodies)
+	default:
+		org, dev, msg, typ, dt, rt, src, late := eventColumns(p.log)
+		b.Queue(insertEventsUnnest, org, dev, msg, typ, dt, rt, src, late, p.bodies)
+	}
+	// Position reports, kept only in positions: their insert returns the
+	// keys that were new.
+	if len(p.reports) > 0 {
+		queuePositions(b, p.reports, insertReports)
 	}
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -774,17 +802,17 @@ func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.E
 	if err != nil {
 		return 0, fmt.Errorf("lock devices: %w", err)
 	}
-	orgOf := make(map[string]string, len(devices))
+	orgOf := make(map[string]string, len(p.devices))
 	var id, org string
 	if _, err := pgx.ForEachRow(rows, []any{&id, &org}, func() error { orgOf[id] = org; return nil }); err != nil {
 		return 0, fmt.Errorf("lock devices: %w", err)
 	}
 	// Schema 2 has no FOREIGN KEY from events or positions to devices:
 	// this check is what keeps both tables to existing devices of the
-	// event's org. The pipelined insert has already run by now; on a
-	// failed check the caller rolls it back, and positions are only
-	// queued after the check.
-	for _, e := range uniq {
+	// event's org. The pipelined inserts have already run by now; on a
+	// failed check the caller rolls them back, and the positions of log
+	// events are only queued after the check.
+	for _, e := range p.uniq {
 		got, ok := orgOf[e.DeviceID]
 		if !ok {
 			return 0, fmt.Errorf("device %s: %w", e.DeviceID, store.ErrNotFound)
@@ -793,40 +821,69 @@ func (s *Store) applyEvents(ctx context.Context, conn *pgx.Conn, uniq []*event.E
 			return 0, fmt.Errorf("device %s in org %s: %w", e.DeviceID, e.OrgID, store.ErrNotFound)
 		}
 	}
-	if staged {
+	type key struct{ dev, msg string }
+	collect := func(rows pgx.Rows, into map[key]bool) error {
+		var dev, msg string
+		_, err := pgx.ForEachRow(rows, []any{&dev, &msg}, func() error { into[key{dev, msg}] = true; return nil })
+		return classify(err)
+	}
+	newLog := make(map[key]bool, len(p.log))
+	newReports := make(map[key]bool, len(p.reports))
+	if logInsert && !staged {
+		if rows, err = br.Query(); err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
+		}
+		if err := collect(rows, newLog); err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
+		}
+	} else if logInsert {
 		if _, err := br.Exec(); err != nil {
 			return 0, fmt.Errorf("stage: %w", err)
 		}
-		if err := br.Close(); err != nil {
-			return 0, err
-		}
-		if rows, err = insertStaged(ctx, conn, uniq, bodies); err != nil {
-			return 0, fmt.Errorf("insert: %w", err)
-		}
-	} else if rows, err = br.Query(); err != nil {
-		return 0, fmt.Errorf("insert: %w", err)
 	}
-	type key struct{ dev, msg string }
-	isNew := make(map[key]bool, len(uniq))
-	var dev, msg string
-	if _, err := pgx.ForEachRow(rows, []any{&dev, &msg}, func() error { isNew[key{dev, msg}] = true; return nil }); err != nil {
-		return 0, fmt.Errorf("insert: %w", classify(err))
+	if len(p.reports) > 0 {
+		if rows, err = br.Query(); err != nil {
+			return 0, fmt.Errorf("insert positions: %w", err)
+		}
+		if err := collect(rows, newReports); err != nil {
+			return 0, fmt.Errorf("insert positions: %w", err)
+		}
 	}
 	if err := br.Close(); err != nil {
 		return 0, err
 	}
-	inserted := make([]*event.Event, 0, len(isNew))
-	for _, e := range uniq {
-		if isNew[key{e.DeviceID, e.MsgID}] {
-			inserted = append(inserted, e)
+	if logInsert && staged {
+		if rows, err = insertStaged(ctx, conn, p.log, p.bodies); err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
+		}
+		if err := collect(rows, newLog); err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
 		}
 	}
+	isNew := make(map[*event.Event]bool, len(p.uniq))
+	var logWithPos []*event.Event
+	for _, e := range p.log {
+		if newLog[key{e.DeviceID, e.MsgID}] {
+			isNew[e] = true
+			if e.Position != nil {
+				logWithPos = append(logWithPos, e)
+			}
+		}
+	}
+	for _, e := range p.reports {
+		isNew[e] = newReports[key{e.DeviceID, e.MsgID}]
+	}
+	inserted := batch.Inserted(p.uniq, isNew)
 
-	// Positions only of the events this statement inserted: positions'
-	// key is (device_id, device_time, msg_id), and (device_id, msg_id)
-	// stays unique only because events' UNIQUE admits each key once.
+	// The positions of new log events ((device_id, msg_id) stays unique
+	// in positions: events' UNIQUE admitted each of these keys once and
+	// reports never reach events), device state and COMMIT.
 	b = &pgx.Batch{}
-	queueProjection(b, inserted, insertPositions)
+	queuePositions(b, logWithPos, insertPositions)
+	if len(inserted) > 0 {
+		queueDeltas(b, batch.Deltas(inserted))
+	}
+	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return 0, fmt.Errorf("project: %w", err)
 	}
@@ -858,8 +915,8 @@ func insertStaged(ctx context.Context, conn *pgx.Conn, uniq []*event.Event, bodi
 }
 
 func queuePositions(b *pgx.Batch, inserted []*event.Event, q string) {
-	var dev, msg []string
-	var dt, fix []pgtype.Timestamptz
+	var dev, msg, src []string
+	var dt, rt, fix []pgtype.Timestamptz
 	var late []bool
 	var lat, lon, acc []float64
 	var speed, heading, alt []pgtype.Float8
@@ -869,12 +926,13 @@ func queuePositions(b *pgx.Batch, inserted []*event.Event, q string) {
 			continue
 		}
 		dev, msg, late = append(dev, e.DeviceID), append(msg, e.MsgID), append(late, e.Late)
-		dt, fix = append(dt, ts(e.DeviceTime)), append(fix, ts(p.FixTime))
+		dt, rt, fix = append(dt, ts(e.DeviceTime)), append(rt, ts(e.ReceivedAt)), append(fix, ts(p.FixTime))
+		src = append(src, string(e.Source))
 		lat, lon, acc = append(lat, p.Lat), append(lon, p.Lon), append(acc, p.AccuracyM)
 		speed, heading, alt = append(speed, f8(p.SpeedMPS)), append(heading, f8(p.HeadingDeg)), append(alt, f8(p.AltitudeM))
 	}
 	if len(dev) > 0 {
-		b.Queue(q, dev, msg, dt, late, lat, lon, acc, speed, heading, alt, fix)
+		b.Queue(q, dev, dt, msg, rt, src, late, lat, lon, acc, speed, heading, alt, fix)
 	}
 }
 
@@ -973,7 +1031,10 @@ func (s *Store) CountEvents(ctx context.Context, deviceID string) (int64, error)
 // HasEvent reports whether an event is stored.
 func (s *Store) HasEvent(ctx context.Context, deviceID, msgID string) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE device_id = $1 AND msg_id = $2)`, deviceID, msgID).Scan(&ok)
+	// A position report is looked up among its device's positions (the
+	// key leads with device_id): a scan of one device's history.
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE device_id = $1 AND msg_id = $2)
+		OR EXISTS (SELECT 1 FROM positions WHERE device_id = $1 AND msg_id = $2)`, deviceID, msgID).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("has event %s/%s: %w", deviceID, msgID, err)
 	}
@@ -991,7 +1052,8 @@ func (s *Store) Positions(ctx context.Context, deviceID string, from, to time.Ti
 	if to.IsZero() {
 		hi = pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time
+	rows, err := s.pool.Query(ctx, `SELECT device_id, msg_id, device_time, received_at, source, late,
+		lat, lon, accuracy_m, speed, heading, altitude, fix_time
 		FROM positions WHERE device_id = $1 AND device_time >= $2 AND device_time < $3 ORDER BY device_time, msg_id`,
 		deviceID, lo, hi)
 	if err != nil {
@@ -1001,8 +1063,10 @@ func (s *Store) Positions(ctx context.Context, deviceID string, from, to time.Ti
 		var p store.PositionRecord
 		var speed, heading, alt pgtype.Float8
 		var fix pgtype.Timestamptz
-		err := r.Scan(&p.DeviceID, &p.MsgID, &p.DeviceTime, &p.Late, &p.Lat, &p.Lon, &p.AccuracyM, &speed, &heading, &alt, &fix)
-		p.DeviceTime = p.DeviceTime.UTC()
+		var src string
+		err := r.Scan(&p.DeviceID, &p.MsgID, &p.DeviceTime, &p.ReceivedAt, &src, &p.Late,
+			&p.Lat, &p.Lon, &p.AccuracyM, &speed, &heading, &alt, &fix)
+		p.DeviceTime, p.ReceivedAt, p.Source = p.DeviceTime.UTC(), p.ReceivedAt.UTC(), event.Source(src)
 		p.SpeedMPS, p.HeadingDeg, p.AltitudeM = fromF8(speed), fromF8(heading), fromF8(alt)
 		p.FixTime = fromTS(fix)
 		return p, err

@@ -5,7 +5,10 @@
 // writes go through one connection (SQLite has one writer anyway; holding
 // it in-process serialises writers without SQLITE_BUSY retries), reads use
 // a separate pool of query-only connections. Times are stored as INTEGER
-// Unix nanoseconds in UTC, NULL for the zero time.
+// Unix nanoseconds in UTC, NULL for the zero time. Position reports
+// (events of type position, nearly all the traffic) are kept only in
+// positions, keyed by (device_id, device_time, msg_id): one B-tree
+// insertion each instead of four.
 //
 // It imports internal/store, its migrate and batch helpers, internal/event
 // and the driver; only internal/app and cmd import this package.
@@ -125,8 +128,8 @@ const (
 	qInsEventsRow  = `(?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsEventsTail = ` ON CONFLICT (device_id, msg_id) DO NOTHING`
 	qInsPos        = `INSERT INTO positions
-		(device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time) VALUES `
-	qInsPosRow  = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		(device_id, device_time, msg_id, received_at, source, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time) VALUES `
+	qInsPosRow  = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsPosTail = ` ON CONFLICT DO NOTHING`
 	// qUpd applies one batch.Delta per row of d: the event count and
 	// last_seen always; the position (d.pt not NULL) and battery (d.bt
@@ -689,10 +692,11 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		return 0, nil
 	}
 	uniq, devices := batch.Unique(evs)
+	logEvs, posEvs := batch.Split(uniq)
 	// All bodies in one buffer and one string: one allocation per batch.
 	var buf []byte
-	ends := make([]int, len(uniq))
-	for i, e := range uniq {
+	ends := make([]int, len(logEvs))
+	for i, e := range logEvs {
 		var err error
 		if buf, err = event.AppendJSON(buf, e); err != nil {
 			return 0, fmt.Errorf("apply events: %w", err)
@@ -737,61 +741,85 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		}
 	}
 
-	// The events. A row already stored is skipped by ON CONFLICT; when
-	// any was, the new ones are those numbered after the batch began.
-	var seq0 int64
-	if err := tx.StmtContext(ctx, s.lastSeq).QueryRowContext(ctx).Scan(&seq0); err != nil {
-		return 0, fmt.Errorf("apply events: %w", err)
-	}
-	var total int64
-	for i := 0; i < len(uniq); {
-		st, n := s.insEvents.chunk(len(uniq) - i)
-		args = args[:0]
-		for j, e := range uniq[i : i+n] {
-			args = append(args, e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime.UnixNano(),
-				e.ReceivedAt.UnixNano(), string(e.Source), e.Late, body(i+j))
-		}
-		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-		if err != nil {
-			return 0, fmt.Errorf("apply events: insert %s…: %w", uniq[i].Key(), err)
-		}
-		k, err := res.RowsAffected()
-		if err != nil {
+	isNew := make(map[*event.Event]bool, len(uniq))
+	if len(logEvs) > 0 {
+		// The event log. A row already stored is skipped by ON CONFLICT;
+		// when any was, the new ones are those numbered after the batch
+		// began.
+		var seq0 int64
+		if err := tx.StmtContext(ctx, s.lastSeq).QueryRowContext(ctx).Scan(&seq0); err != nil {
 			return 0, fmt.Errorf("apply events: %w", err)
 		}
-		total += k
-		i += n
-	}
-	inserted := uniq
-	if total != int64(len(uniq)) {
-		if inserted, err = s.newSince(ctx, tx, seq0, uniq); err != nil {
+		var total int64
+		for i := 0; i < len(logEvs); {
+			st, n := s.insEvents.chunk(len(logEvs) - i)
+			args = args[:0]
+			for j, e := range logEvs[i : i+n] {
+				args = append(args, e.OrgID, e.DeviceID, e.MsgID, string(e.Type), e.DeviceTime.UnixNano(),
+					e.ReceivedAt.UnixNano(), string(e.Source), e.Late, body(i+j))
+			}
+			k, err := s.exec(ctx, tx, st, args)
+			if err != nil {
+				return 0, fmt.Errorf("apply events: insert %s…: %w", logEvs[i].Key(), err)
+			}
+			total += k
+			i += n
+		}
+		inserted := logEvs
+		if total != int64(len(logEvs)) {
+			if inserted, err = s.newSince(ctx, tx, seq0, logEvs); err != nil {
+				return 0, fmt.Errorf("apply events: %w", err)
+			}
+		}
+		// Their positions: (device_id, msg_id) stays unique in positions
+		// because events' UNIQUE admitted each of these keys once and
+		// position reports never reach events.
+		var withPos []*event.Event
+		for _, e := range inserted {
+			isNew[e] = true
+			if e.Position != nil {
+				withPos = append(withPos, e)
+			}
+		}
+		if _, err := s.insertPositions(ctx, tx, withPos, &args); err != nil {
 			return 0, fmt.Errorf("apply events: %w", err)
 		}
 	}
 
-	// Positions only of events this transaction inserted: positions'
-	// key is (device_id, device_time, msg_id), and (device_id, msg_id)
-	// stays unique only because events' UNIQUE admits each key once.
-	withPos := make([]*event.Event, 0, len(inserted))
-	for _, e := range inserted {
-		if e.Position != nil {
-			withPos = append(withPos, e)
+	if len(posEvs) > 0 {
+		// Position reports, keyed by (device_id, device_time, msg_id).
+		// The common batch is all new; when a row was already stored, the
+		// statements are undone and each report is inserted on its own to
+		// learn which are new.
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT positions"); err != nil {
+			return 0, fmt.Errorf("apply events: %w", err)
 		}
-	}
-	for i := 0; i < len(withPos); {
-		st, n := s.insPos.chunk(len(withPos) - i)
-		args = args[:0]
-		for _, e := range withPos[i : i+n] {
-			p := e.Position
-			args = append(args, e.DeviceID, e.MsgID, e.DeviceTime.UnixNano(), e.Late, p.Lat, p.Lon, p.AccuracyM,
-				floatArg(p.SpeedMPS), floatArg(p.HeadingDeg), floatArg(p.AltitudeM), nanosArg(p.FixTime))
+		n, err := s.insertPositions(ctx, tx, posEvs, &args)
+		if err != nil {
+			return 0, fmt.Errorf("apply events: %w", err)
 		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
-			return 0, fmt.Errorf("apply events: insert position %s…: %w", withPos[i].Key(), err)
+		if n == int64(len(posEvs)) {
+			for _, e := range posEvs {
+				isNew[e] = true
+			}
+		} else {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO positions"); err != nil {
+				return 0, fmt.Errorf("apply events: %w", err)
+			}
+			for _, e := range posEvs {
+				k, err := s.insertPositions(ctx, tx, []*event.Event{e}, &args)
+				if err != nil {
+					return 0, fmt.Errorf("apply events: %w", err)
+				}
+				isNew[e] = k == 1
+			}
 		}
-		i += n
+		if _, err := tx.ExecContext(ctx, "RELEASE positions"); err != nil {
+			return 0, fmt.Errorf("apply events: %w", err)
+		}
 	}
 
+	inserted := batch.Inserted(uniq, isNew)
 	deltas := batch.Deltas(inserted)
 	for i := 0; i < len(deltas); {
 		st, n := s.upd.chunk(len(deltas) - i)
@@ -819,6 +847,39 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 		return 0, fmt.Errorf("apply events: commit: %w", err)
 	}
 	return len(inserted), nil
+}
+
+// exec runs a prepared statement in tx and returns the rows it changed.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, st *sql.Stmt, args []any) (int64, error) {
+	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// insertPositions inserts the positions of evs (all with a position),
+// skipping keys already stored, and returns how many rows it inserted.
+// args is scratch space reused across calls.
+func (s *Store) insertPositions(ctx context.Context, tx *sql.Tx, evs []*event.Event, args *[]any) (int64, error) {
+	var total int64
+	for i := 0; i < len(evs); {
+		st, n := s.insPos.chunk(len(evs) - i)
+		a := (*args)[:0]
+		for _, e := range evs[i : i+n] {
+			p := e.Position
+			a = append(a, e.DeviceID, e.DeviceTime.UnixNano(), e.MsgID, e.ReceivedAt.UnixNano(), string(e.Source), e.Late,
+				p.Lat, p.Lon, p.AccuracyM, floatArg(p.SpeedMPS), floatArg(p.HeadingDeg), floatArg(p.AltitudeM), nanosArg(p.FixTime))
+		}
+		*args = a
+		k, err := s.exec(ctx, tx, st, a)
+		if err != nil {
+			return 0, fmt.Errorf("insert position %s…: %w", evs[i].Key(), err)
+		}
+		total += k
+		i += n
+	}
+	return total, nil
 }
 
 // readOrgs adds the org of each device the statement finds to orgOf.
@@ -893,7 +954,8 @@ func clampLimit(n int) int {
 	return n
 }
 
-// ListEvents lists stored events newest (highest seq) first.
+// ListEvents lists the event log (position reports are in positions)
+// newest (highest seq) first.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]store.StoredEvent, error) {
 	q := `SELECT seq, body FROM events`
 	var where []string
@@ -957,7 +1019,10 @@ func (s *Store) CountEvents(ctx context.Context, deviceID string) (int64, error)
 // HasEvent reports whether an event is stored.
 func (s *Store) HasEvent(ctx context.Context, deviceID, msgID string) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE device_id = ? AND msg_id = ?`, deviceID, msgID).Scan(&n)
+	// A position report is looked up among its device's positions (the
+	// key leads with device_id): a scan of one device's history.
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE device_id = ?1 AND msg_id = ?2)
+		OR EXISTS (SELECT 1 FROM positions WHERE device_id = ?1 AND msg_id = ?2)`, deviceID, msgID).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("has event %s/%s: %w", deviceID, msgID, err)
 	}
@@ -974,7 +1039,8 @@ func (s *Store) Positions(ctx context.Context, deviceID string, from, to time.Ti
 	if !to.IsZero() {
 		hi = to.UnixNano()
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT device_id, msg_id, device_time, late, lat, lon, accuracy_m, speed, heading, altitude, fix_time
+	rows, err := s.r.QueryContext(ctx, `SELECT device_id, msg_id, device_time, received_at, source, late,
+		lat, lon, accuracy_m, speed, heading, altitude, fix_time
 		FROM positions WHERE device_id = ? AND device_time >= ? AND device_time < ? ORDER BY device_time, msg_id`,
 		deviceID, lo, hi)
 	if err != nil {
@@ -984,13 +1050,14 @@ func (s *Store) Positions(ctx context.Context, deviceID string, from, to time.Ti
 	var out []store.PositionRecord
 	for rows.Next() {
 		var p store.PositionRecord
-		var dt int64
+		var dt, rt int64
+		var src string
 		var fix sql.NullInt64
 		var speed, heading, alt sql.NullFloat64
-		if err := rows.Scan(&p.DeviceID, &p.MsgID, &dt, &p.Late, &p.Lat, &p.Lon, &p.AccuracyM, &speed, &heading, &alt, &fix); err != nil {
+		if err := rows.Scan(&p.DeviceID, &p.MsgID, &dt, &rt, &src, &p.Late, &p.Lat, &p.Lon, &p.AccuracyM, &speed, &heading, &alt, &fix); err != nil {
 			return nil, fmt.Errorf("positions of %s: %w", deviceID, err)
 		}
-		p.DeviceTime = time.Unix(0, dt).UTC()
+		p.DeviceTime, p.ReceivedAt, p.Source = time.Unix(0, dt).UTC(), time.Unix(0, rt).UTC(), event.Source(src)
 		p.SpeedMPS, p.HeadingDeg, p.AltitudeM = floatPtr(speed), floatPtr(heading), floatPtr(alt)
 		p.FixTime = fromNanos(fix)
 		out = append(out, p)

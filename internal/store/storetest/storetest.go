@@ -140,6 +140,24 @@ func batEv(dev, msg string, dt, rt time.Time, pct int, charging bool) event.Even
 	return e
 }
 
+// logOnly returns the events of evs that the event log keeps: all but
+// position reports.
+func logOnly(evs []event.Event) []event.Event {
+	var out []event.Event
+	for _, e := range evs {
+		if e.Type != event.TypePosition {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// record is the position record of an event with a position.
+func record(e event.Event) store.PositionRecord {
+	return store.PositionRecord{DeviceID: e.DeviceID, MsgID: e.MsgID, DeviceTime: e.DeviceTime,
+		ReceivedAt: e.ReceivedAt, Source: e.Source, Late: e.Late, Position: *e.Position}
+}
+
 func apply(t *testing.T, s store.Store, want int, evs ...event.Event) {
 	t.Helper()
 	n, err := s.ApplyEvents(context.Background(), evs)
@@ -376,10 +394,31 @@ func testIdempotent(t *testing.T, s store.Store) {
 	if len(ps) != 1 {
 		t.Errorf("positions after replay = %d, want 1", len(ps))
 	}
+	// Position reports half old, half new, old ones resent with another
+	// receive time (a device's resend): the new ones alone are inserted
+	// and counted, and the stored rows keep their first receipt.
+	resent := b[1]
+	resent.ReceivedAt = at(time.Hour)
+	m4 := posEv("d1", "m4", at(4*time.Second), at(5*time.Second), 51.6, -0.2)
+	m5 := posEv("d2", "m5", at(4*time.Second), at(5*time.Second), 1, 2)
+	apply(t, s, 2, resent, m4, m5, b[1])
+	ps, err = s.Positions(context.Background(), "d1", time.Time{}, time.Time{})
+	must(t, err, "positions")
+	if diff := cmp.Diff([]store.PositionRecord{record(b[1]), record(m4)}, ps, opts); diff != "" {
+		t.Errorf("positions after a half-old batch (-want +got):\n%s", diff)
+	}
+	if d := device(t, s, "d1"); d.State.LastPosition == nil || d.State.LastPosition.Lat != 51.6 {
+		t.Errorf("d1 last position = %+v, want m4's", d.State.LastPosition)
+	}
+	for dev, want := range map[string]int64{"d1": 4, "d2": 2, "": 6} {
+		if n := count(t, s, dev); n != want {
+			t.Errorf("after positions: CountEvents(%q) = %d, want %d", dev, n, want)
+		}
+	}
 	for _, k := range []struct {
 		dev, msg string
 		want     bool
-	}{{"d1", "m1", true}, {"d1", "m3", true}, {"d2", "m1", true}, {"d2", "m2", false}, {"d9", "m1", false}} {
+	}{{"d1", "m1", true}, {"d1", "m2", true}, {"d1", "m3", true}, {"d2", "m1", true}, {"d2", "m5", true}, {"d2", "m2", false}, {"d9", "m1", false}} {
 		got, err := s.HasEvent(context.Background(), k.dev, k.msg)
 		must(t, err, "has event")
 		if got != k.want {
@@ -400,8 +439,13 @@ func testDuplicateInBatch(t *testing.T, s store.Store) {
 	}
 	evs, err := s.ListEvents(context.Background(), store.EventFilter{DeviceID: "d1"})
 	must(t, err, "list events")
-	if len(evs) != 2 {
-		t.Fatalf("ListEvents = %d events, want 2", len(evs))
+	if len(evs) != 1 || evs[0].MsgID != "m2" {
+		t.Fatalf("ListEvents = %+v, want the heartbeat m2 alone", evs)
+	}
+	ps, err := s.Positions(context.Background(), "d1", time.Time{}, time.Time{})
+	must(t, err, "positions")
+	if diff := cmp.Diff([]store.PositionRecord{record(first)}, ps, opts); diff != "" {
+		t.Errorf("Positions (-want +got):\n%s", diff)
 	}
 	// The first occurrence wins.
 	d := device(t, s, "d1")
@@ -563,12 +607,14 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	apply(t, s, len(in), in...)
 	got, err := s.ListEvents(context.Background(), store.EventFilter{DeviceID: "d1"})
 	must(t, err, "list events")
-	if len(got) != len(in) {
-		t.Fatalf("ListEvents = %d events, want %d", len(got), len(in))
+	// The position report is not in the log: it is a position record.
+	log := logOnly(in)
+	if len(got) != len(log) {
+		t.Fatalf("ListEvents = %d events, want %d", len(got), len(log))
 	}
 	// ListEvents is newest first, and seqs follow the batch's order.
 	for i, se := range got {
-		want := in[len(in)-1-i]
+		want := log[len(log)-1-i]
 		if diff := cmp.Diff(want, se.Event, opts); diff != "" {
 			t.Errorf("event %d (%s) round trip (-want +got):\n%s", i, want.MsgID, diff)
 		}
@@ -581,10 +627,11 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	// Position history carries the same fields.
 	ps, err := s.Positions(context.Background(), "d1", time.Time{}, time.Time{})
 	must(t, err, "positions")
-	wantPs := []store.PositionRecord{
-		// Same device time: ordered by msg id.
-		{DeviceID: "d1", MsgID: "pos", DeviceTime: in[0].DeviceTime, Late: true, Position: *in[0].Position},
-		{DeviceID: "d1", MsgID: "sos", DeviceTime: in[5].DeviceTime, Position: *in[5].Position},
+	// Same device time: ordered by msg id. The report's record holds
+	// everything its event did.
+	wantPs := []store.PositionRecord{record(in[0]), record(in[5])}
+	if in[0].Source != event.SourceHTTP || !in[0].Late {
+		t.Fatal("allTypes' position report must be late and from HTTP to test those columns")
 	}
 	if diff := cmp.Diff(wantPs, ps, opts); diff != "" {
 		t.Errorf("Positions (-want +got):\n%s", diff)
@@ -678,7 +725,7 @@ func testPositions(t *testing.T, s store.Store) {
 	ps, err := s.Positions(ctx, "d1", at(3*time.Minute), at(4*time.Minute))
 	must(t, err, "positions")
 	want := []store.PositionRecord{{DeviceID: "d1", MsgID: "p3", DeviceTime: at(3 * time.Minute),
-		Position: event.Position{Lat: 50.03, Lon: 1, AccuracyM: 8}}}
+		ReceivedAt: at(time.Hour), Source: event.SourceMQTT, Position: event.Position{Lat: 50.03, Lon: 1, AccuracyM: 8}}}
 	if diff := cmp.Diff(want, ps, opts); diff != "" {
 		t.Errorf("Positions record (-want +got):\n%s", diff)
 	}
@@ -770,10 +817,10 @@ func testConcurrent(t *testing.T, s store.Store) {
 		if n := count(t, s, dev); n != want {
 			t.Errorf("CountEvents(%s) = %d, want %d", dev, n, want)
 		}
-		evs, err := s.ListEvents(context.Background(), store.EventFilter{DeviceID: dev, Limit: 1000})
-		must(t, err, "list events")
-		if int64(len(evs)) != want {
-			t.Errorf("ListEvents(%s) = %d, want %d", dev, len(evs), want)
+		ps, err := s.Positions(context.Background(), dev, time.Time{}, time.Time{})
+		must(t, err, "positions")
+		if int64(len(ps)) != want {
+			t.Errorf("Positions(%s) = %d, want %d", dev, len(ps), want)
 		}
 		// The newest position wins whatever the interleaving.
 		latest := keys - 1

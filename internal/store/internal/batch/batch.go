@@ -84,3 +84,30 @@ func Deltas(inserted []*event.Event) []Delta {
 	slices.SortFunc(out, func(a, b Delta) int { return cmp.Compare(a.DeviceID, b.DeviceID) })
 	return out
 }
+
+// Split separates position reports (events of type position), which the
+// store keeps once as position rows keyed by (device id, device time, msg
+// id), from the other events, which go to the event log. Both keep the
+// batch's order.
+func Split(uniq []*event.Event) (log, positions []*event.Event) {
+	for _, e := range uniq {
+		if e.Type == event.TypePosition {
+			positions = append(positions, e)
+		} else {
+			log = append(log, e)
+		}
+	}
+	return log, positions
+}
+
+// Inserted returns the events of uniq that are in isNew, in uniq's order
+// (Deltas' tie-break depends on it).
+func Inserted(uniq []*event.Event, isNew map[*event.Event]bool) []*event.Event {
+	out := make([]*event.Event, 0, len(isNew))
+	for _, e := range uniq {
+		if isNew[e] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
