@@ -691,6 +691,18 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 	if len(evs) == 0 {
 		return 0, nil
 	}
+	n, err := s.applyEvents(ctx, evs, false)
+	if errors.Is(err, errOneByOne) {
+		n, err = s.applyEvents(ctx, evs, true)
+	}
+	return n, err
+}
+
+// errOneByOne makes ApplyEvents roll back and insert position reports one
+// by one: some of the batch's were already stored.
+var errOneByOne = errors.New("position reports already stored: insert one by one")
+
+func (s *Store) applyEvents(ctx context.Context, evs []event.Event, oneByOne bool) (int, error) {
 	uniq, devices := batch.Unique(evs)
 	logEvs, posEvs := batch.Split(uniq)
 	// All bodies in one buffer and one string: one allocation per batch.
@@ -788,24 +800,11 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 
 	if len(posEvs) > 0 {
 		// Position reports, keyed by (device_id, device_time, msg_id).
-		// The common batch is all new; when a row was already stored, the
-		// statements are undone and each report is inserted on its own to
-		// learn which are new.
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT positions"); err != nil {
-			return 0, fmt.Errorf("apply events: %w", err)
-		}
-		n, err := s.insertPositions(ctx, tx, posEvs, &args)
-		if err != nil {
-			return 0, fmt.Errorf("apply events: %w", err)
-		}
-		if n == int64(len(posEvs)) {
-			for _, e := range posEvs {
-				isNew[e] = true
-			}
-		} else {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO positions"); err != nil {
-				return 0, fmt.Errorf("apply events: %w", err)
-			}
+		// The common batch is all new. When a row was already stored, the
+		// whole transaction is undone and done again inserting each
+		// report on its own, to learn which are new. (A savepoint instead
+		// costs every batch a statement journal: half its CPU time.)
+		if oneByOne {
 			for _, e := range posEvs {
 				k, err := s.insertPositions(ctx, tx, []*event.Event{e}, &args)
 				if err != nil {
@@ -813,9 +812,17 @@ func (s *Store) ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
 				}
 				isNew[e] = k == 1
 			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE positions"); err != nil {
-			return 0, fmt.Errorf("apply events: %w", err)
+		} else {
+			n, err := s.insertPositions(ctx, tx, posEvs, &args)
+			if err != nil {
+				return 0, fmt.Errorf("apply events: %w", err)
+			}
+			if n != int64(len(posEvs)) {
+				return 0, errOneByOne
+			}
+			for _, e := range posEvs {
+				isNew[e] = true
+			}
 		}
 	}
 
