@@ -125,6 +125,10 @@ func runBench(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
+		tx0, err := storeTxs(metricsClient, srv.admin)
+		if err != nil {
+			return err
+		}
 		cpu0 := srv.cpu()
 		t0 := time.Now()
 		res, err := loadgen.Run(ctx, load(srv.mqtt, true))
@@ -148,6 +152,13 @@ func runBench(ctx context.Context, e env, args []string) error {
 		cpu := srv.cpu() - cpu0
 		rw := rowOf(res, cpu)
 		rw.stored = float64(res.Acked) / time.Since(t0).Seconds()
+		tx1, err := storeTxs(metricsClient, srv.admin)
+		if err != nil {
+			return err
+		}
+		if tx1 > tx0 {
+			fmt.Fprintf(e.stderr, "vigil run %d: %.0f store transactions, %.0f events each on average\n", r+1, tx1-tx0, float64(res.Acked)/(tx1-tx0))
+		}
 		vig = append(vig, rw)
 		if peer != nil {
 			cpu0 := peer.cpu()
@@ -216,9 +227,21 @@ func median(rs []row) row {
 	}
 }
 
-var projectedRe = regexp.MustCompile(`(?m)^vigil_projector_events_total (\S+)$`)
+var (
+	projectedRe = regexp.MustCompile(`(?m)^vigil_projector_events_total (\S+)$`)
+	txCountRe   = regexp.MustCompile(`(?m)^vigil_projector_batch_size_count (\S+)$`)
+)
+
+// storeTxs reads how many store transactions the projector has committed.
+func storeTxs(c *http.Client, admin string) (float64, error) {
+	return scrape(c, admin, txCountRe, "vigil_projector_batch_size_count")
+}
 
 func storedEvents(c *http.Client, admin string) (float64, error) {
+	return scrape(c, admin, projectedRe, "vigil_projector_events_total")
+}
+
+func scrape(c *http.Client, admin string, re *regexp.Regexp, name string) (float64, error) {
 	resp, err := c.Get("https://" + admin + "/metrics")
 	if err != nil {
 		return 0, fmt.Errorf("read server metrics: %w", err)
@@ -228,9 +251,9 @@ func storedEvents(c *http.Client, admin string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	m := projectedRe.FindSubmatch(b)
+	m := re.FindSubmatch(b)
 	if m == nil {
-		return 0, errors.New("read server metrics: vigil_projector_events_total missing")
+		return 0, fmt.Errorf("read server metrics: %s missing", name)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
 }

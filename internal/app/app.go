@@ -317,7 +317,7 @@ func (a *App) Start() error {
 		// A bus message holds up to 256 events (typically a few): 128
 		// messages bound one store transaction to 32k events, about a
 		// second of SQLite work, far inside the 30 s ack wait.
-		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector", MaxBatch: 128}, a.proj.handle)
+		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector", MaxBatch: 512}, a.proj.handle)
 		if err != nil {
 			a.log.Error("projector stopped", "err", err)
 			a.runErr <- err
