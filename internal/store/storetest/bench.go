@@ -32,8 +32,8 @@ func BenchSeed(tb testing.TB, s store.Store) {
 }
 
 // BenchEvents returns n position events with distinct keys, numbered from
-// start, round-robin over the BenchSeed devices: each one is a row in
-// events and one in positions, and moves its device's state.
+// start, round-robin over the BenchSeed devices: each one is a position
+// report (a positions row since schema 3) and moves its device's state.
 func BenchEvents(start, n int) []event.Event {
 	out := make([]event.Event, n)
 	for i := range out {
