@@ -16,3 +16,13 @@ UPDATE positions p SET received_at = e.received_at, source = e.source
     FROM events e WHERE e.device_id = p.device_id AND e.msg_id = p.msg_id;
 ALTER TABLE positions ALTER COLUMN received_at SET NOT NULL, ALTER COLUMN source SET NOT NULL;
 DELETE FROM events WHERE type = 'position';
+
+-- Device state moves with every batch (one new row version per device per
+-- batch). At fillfactor 100 the devices pages are full, so each new
+-- version lands on another page and every index of devices gets an entry
+-- too. Half-empty pages let PostgreSQL keep the version on the same page
+-- (a HOT update: the state columns are in no index), which made
+-- ApplyEvents 2.5x faster at batch 100 with one event per device. Pages
+-- written from now on keep the room; VACUUM FULL devices (outside a
+-- migration: it cannot run in a transaction) rewrites existing ones.
+ALTER TABLE devices SET (fillfactor = 50);
