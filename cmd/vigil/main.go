@@ -44,6 +44,7 @@ func commands() []command {
 		{"migrate", "apply database migrations", runMigrate},
 		{"config", "check or print the effective configuration (check, dump)", runConfig},
 		{"bench", "measure durable ingest against mosquitto in the same run", runBench},
+		{"fall", "train and evaluate the fall detector (train, eval)", runFall},
 	}
 }
 

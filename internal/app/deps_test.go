@@ -27,6 +27,8 @@ func TestDeps(t *testing.T) {
 		{"vigil/internal/device", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "net/http"}, "domain code never imports NATS, SQL drivers or HTTP"},
 		{"vigil/internal/bus", []string{"vigil/internal/store", "vigil/internal/gateway", "vigil/internal/device"}, "the bus moves bytes"},
 		{"vigil/internal/sim", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the simulator is an outside client"},
+		{"vigil/internal/fall", []string{"vigil/", "net", "database/sql"}, "the fall detector is domain code on the standard library"},
+		{"vigil/internal/fall/lab", []string{"vigil/internal/app", "vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "net/http"}, "training and evaluation read files, not the running system"},
 		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client"},
 	}
 	for _, r := range rules {
