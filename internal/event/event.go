@@ -59,6 +59,9 @@ type Source string
 const (
 	SourceMQTT Source = "mqtt"
 	SourceHTTP Source = "http"
+	// SourceDetector marks an event the server derived itself: a fall its
+	// detector found in a device's motion events.
+	SourceDetector Source = "detector"
 )
 
 // Position is a location fix.

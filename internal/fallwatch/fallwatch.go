@@ -1,0 +1,182 @@
+// Package fallwatch runs the fall detector (internal/fall) over devices'
+// motion events: one detector per device, fed every sample of every motion
+// window in device time, its state saved after each batch so that a
+// restart resumes where it stopped. A detected fall becomes a fall event
+// (source "detector") handed to the same publisher the gateways use, so it
+// takes the path of a fall the device reports itself: stored before
+// acknowledgement, then to the alert engine with its cancel window.
+//
+// It imports internal/fall and internal/event only; it must not import the
+// bus, the store, the gateways or internal/app (its consumers declare the
+// adapters: StateStore, Publisher).
+package fallwatch
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"vigil/internal/event"
+	"vigil/internal/fall"
+)
+
+// StateStore keeps each device's detector state between batches and across
+// restarts. Get returns ErrNoState when a device has none.
+type StateStore interface {
+	GetState(ctx context.Context, deviceID string) (string, error)
+	PutState(ctx context.Context, deviceID, state string) error
+}
+
+// ErrNoState is what StateStore.GetState returns for a device without
+// saved state.
+var ErrNoState = errors.New("fallwatch: no saved state")
+
+// Publisher makes an event durable (the ingest publisher).
+type Publisher interface {
+	PublishEvent(ctx context.Context, ev *event.Event) error
+}
+
+// Config wires a Watcher.
+type Config struct {
+	Model  *fall.Model
+	States StateStore
+	Pub    Publisher
+	Now    func() time.Time
+	Log    *slog.Logger
+	// Sensitivity returns a device's wearer's tuning (fall.Config); nil
+	// uses the model's operating point for everyone.
+	Sensitivity func(deviceID string) float64
+}
+
+// Watcher is safe for use by one goroutine at a time (the bus consumer).
+type Watcher struct {
+	cfg  Config
+	dets map[string]*fall.Detector
+}
+
+// New returns a Watcher.
+func New(cfg Config) (*Watcher, error) {
+	if cfg.Model == nil || cfg.States == nil || cfg.Pub == nil || cfg.Now == nil || cfg.Log == nil {
+		return nil, errors.New("fallwatch: Model, States, Pub, Now and Log are required")
+	}
+	return &Watcher{cfg: cfg, dets: make(map[string]*fall.Detector)}, nil
+}
+
+// Detected is what Handle found in a batch.
+type Detected struct {
+	Falls      []event.Event // published
+	Suppressed int           // raises inside a device's refractory time
+}
+
+// Handle feeds the motion events of evs (other events are ignored) to
+// their devices' detectors in order, publishes a fall event for every
+// fall found, and saves the state of every device it touched. An error
+// means the batch must be redelivered: a detector ignores samples older
+// than it has seen, and a fall's message id is derived from its impact
+// time, so a redelivered batch neither repeats a detection nor stores one
+// twice.
+func (w *Watcher) Handle(ctx context.Context, evs []event.Event) (out Detected, err error) {
+	touched := make(map[string]*fall.Detector)
+	defer func() {
+		if err != nil {
+			// The batch will come again: forget what it did to the
+			// detectors, so that they resume from the last saved state
+			// instead of ignoring its samples as already seen.
+			for id := range touched {
+				delete(w.dets, id)
+			}
+		}
+	}()
+	for i := range evs {
+		e := &evs[i]
+		m := e.Motion
+		if e.Type != event.TypeMotion || m == nil || m.RateHz <= 0 {
+			continue
+		}
+		d, err := w.detector(ctx, e.DeviceID)
+		if err != nil {
+			return out, err
+		}
+		touched[e.DeviceID] = d
+		t0 := e.DeviceTime.UnixNano()
+		step := 1e9 / m.RateHz
+		for j, a := range m.Accel {
+			if len(a) != 3 {
+				continue
+			}
+			s := fall.Sample{T: t0 + int64(float64(j)*step), Accel: [3]float32{float32(a[0]), float32(a[1]), float32(a[2])}}
+			if j < len(m.Gyro) && len(m.Gyro[j]) == 3 {
+				g := m.Gyro[j]
+				s.Gyro = [3]float32{float32(g[0]), float32(g[1]), float32(g[2])}
+			}
+			dec, ok := d.Push(s)
+			if !ok {
+				continue
+			}
+			if dec.Suppressed {
+				out.Suppressed++
+			}
+			if !dec.Fall {
+				continue
+			}
+			f := event.Event{
+				V: event.SchemaVersion, OrgID: e.OrgID, DeviceID: e.DeviceID,
+				MsgID: "fall-detector:" + strconv.FormatInt(dec.ImpactT, 36), Type: event.TypeFall,
+				DeviceTime: time.Unix(0, dec.ImpactT).UTC(), ReceivedAt: w.cfg.Now().UTC(),
+				Source: event.SourceDetector, Late: e.Late,
+				Fall: &event.Fall{Confidence: dec.Probability},
+			}
+			if err := w.cfg.Pub.PublishEvent(ctx, &f); err != nil {
+				return out, fmt.Errorf("fallwatch: publish fall of %s: %w", e.DeviceID, err)
+			}
+			w.cfg.Log.Info("fall detected", "device_id", e.DeviceID, "probability", dec.Probability, "peak_g", dec.PeakG)
+			out.Falls = append(out.Falls, f)
+		}
+	}
+	for id, d := range touched {
+		b, err := d.MarshalBinary()
+		if err != nil {
+			return out, fmt.Errorf("fallwatch: save state of %s: %w", id, err)
+		}
+		if err := w.cfg.States.PutState(ctx, id, base64.StdEncoding.EncodeToString(b)); err != nil {
+			return out, fmt.Errorf("fallwatch: save state of %s: %w", id, err)
+		}
+	}
+	return out, nil
+}
+
+// detector returns a device's detector, resuming its saved state on first
+// use after a start. A saved state that cannot be read (another model's
+// geometry, corruption) is logged and replaced by a fresh detector: at
+// most the few seconds of motion it held are lost.
+func (w *Watcher) detector(ctx context.Context, id string) (*fall.Detector, error) {
+	if d, ok := w.dets[id]; ok {
+		return d, nil
+	}
+	var sens float64
+	if w.cfg.Sensitivity != nil {
+		sens = w.cfg.Sensitivity(id)
+	}
+	d := fall.New(w.cfg.Model, fall.Config{Sensitivity: sens})
+	saved, err := w.cfg.States.GetState(ctx, id)
+	switch {
+	case errors.Is(err, ErrNoState):
+	case err != nil:
+		return nil, fmt.Errorf("fallwatch: load state of %s: %w", id, err)
+	default:
+		b, derr := base64.StdEncoding.DecodeString(saved)
+		if derr == nil {
+			derr = d.UnmarshalBinary(b)
+		}
+		if derr != nil {
+			w.cfg.Log.Warn("saved fall-detector state unusable; starting afresh", "device_id", id, "err", derr)
+			d = fall.New(w.cfg.Model, fall.Config{Sensitivity: sens})
+		}
+	}
+	w.dets[id] = d
+	return d, nil
+}
