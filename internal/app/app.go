@@ -73,6 +73,7 @@ type App struct {
 	httpgw     *httpgw.Gateway
 	proj       *projector
 	pub        *publisher
+	falls      *fallConsumer
 
 	mu       sync.Mutex
 	addrs    map[string]string
@@ -154,6 +155,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	}
 	a.httpgw = httpgw.New(httpgw.Config{}, a.devices, pub, dec, deps.Clock, a.log.With("component", "https"), a.reg)
 	a.proj = newProjector(st, a.log.With("component", "projector"), a.reg)
+	if err := a.setupFalls(); err != nil {
+		return nil, err
+	}
 
 	if err := a.bootstrapToken(ctx); err != nil {
 		return nil, err
@@ -320,6 +324,16 @@ func (a *App) Start() error {
 		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "projector", MaxBatch: 512}, a.proj.handle)
 		if err != nil {
 			a.log.Error("projector stopped", "err", err)
+			a.runErr <- err
+		}
+	}()
+
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "falls", Filter: bus.MotionFilter, MaxBatch: 64, Linger: 5 * time.Millisecond}, a.falls.handle)
+		if err != nil {
+			a.log.Error("fall detection stopped", "err", err)
 			a.runErr <- err
 		}
 	}()

@@ -66,6 +66,7 @@ type publisher struct {
 	st      EventWriter
 	log     *slog.Logger
 	parts   [partitions]chan pubReq
+	motion  [partitions]chan pubReq // motion windows, on their own subjects
 	stopped chan struct{}
 	sizes   prometheus.Histogram
 }
@@ -79,6 +80,7 @@ func newPublisher(b *bus.Bus, st EventWriter, log *slog.Logger, reg prometheus.R
 	}
 	for i := range p.parts {
 		p.parts[i] = make(chan pubReq, 4096)
+		p.motion[i] = make(chan pubReq, 1024)
 	}
 	reg.MustRegister(p.sizes)
 	return p
@@ -89,18 +91,20 @@ func (p *publisher) run(ctx context.Context) {
 	defer close(p.stopped)
 	var wg sync.WaitGroup
 	for k := range p.parts {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			p.partitionLoop(ctx, k)
+			p.partitionLoop(ctx, p.parts[k], bus.PartitionSubject(k))
+		}()
+		go func() {
+			defer wg.Done()
+			p.partitionLoop(ctx, p.motion[k], bus.MotionSubject(k))
 		}()
 	}
 	wg.Wait()
 }
 
-func (p *publisher) partitionLoop(ctx context.Context, k int) {
-	ch := p.parts[k]
-	subject := bus.PartitionSubject(k)
+func (p *publisher) partitionLoop(ctx context.Context, ch chan pubReq, subject string) {
 	var held *pubReq // taken from ch but did not fit the last message
 	for {
 		var first pubReq
@@ -172,11 +176,34 @@ func decodeBatch(b []byte) (evs []event.Event, bad []error, err error) {
 }
 
 // publish hands events of one device to its partition and waits until they
-// are durable.
+// are durable. Motion windows go to the partition's motion subject.
 func (p *publisher) publish(ctx context.Context, evs []event.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	part := partitionOf(evs[0].DeviceID)
+	var motion, other []event.Event
+	for i := range evs {
+		if evs[i].Type == event.TypeMotion {
+			motion = append(motion, evs[i])
+		} else {
+			other = append(other, evs[i])
+		}
+	}
+	if len(motion) > 0 && len(other) > 0 {
+		if err := p.publishTo(ctx, p.motion[part], motion); err != nil {
+			return err
+		}
+		return p.publishTo(ctx, p.parts[part], other)
+	}
+	ch := p.parts[part]
+	if len(motion) > 0 {
+		ch = p.motion[part]
+	}
+	return p.publishTo(ctx, ch, evs)
+}
+
+func (p *publisher) publishTo(ctx context.Context, ch chan pubReq, evs []event.Event) error {
 	var data []byte
 	for i := range evs {
 		b, err := event.Marshal(&evs[i])
@@ -192,7 +219,6 @@ func (p *publisher) publish(ctx context.Context, evs []event.Event) error {
 		return fmt.Errorf("publish events: %d bytes encoded, more than one bus message holds", len(data))
 	}
 	r := pubReq{evs: evs, data: data, size: len(data) + 1, done: make(chan error, 1)}
-	ch := p.parts[partitionOf(evs[0].DeviceID)]
 	select {
 	case ch <- r:
 	case <-ctx.Done():

@@ -42,6 +42,17 @@ func PartitionSubject(k int) string {
 	return SubjectPrefix + "p" + strconv.Itoa(k)
 }
 
+// MotionSubject is the subject of partition k's motion windows:
+// vigil.events.motion.p<k>. They are in the same stream as the other
+// events (the projector stores them too) but on their own subjects, so
+// that the fall detector's consumer reads only them.
+func MotionSubject(k int) string {
+	return MotionFilter[:len(MotionFilter)-1] + "p" + strconv.Itoa(k)
+}
+
+// MotionFilter selects every motion subject.
+const MotionFilter = SubjectPrefix + "motion.>"
+
 // Config configures the bus. The zero value runs an embedded server with no
 // listener in a temporary directory, which is only useful in tests.
 type Config struct {

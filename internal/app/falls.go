@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"vigil/internal/bus"
+	"vigil/internal/event"
+	"vigil/internal/fall"
+	"vigil/internal/fallwatch"
+	"vigil/internal/store"
+)
+
+// fallStates keeps each device's fall-detector state in the store's meta
+// table (fallwatch.StateStore).
+type fallStates struct{ st store.Store }
+
+func fallStateKey(deviceID string) string { return "fall-state/" + deviceID }
+
+func (f fallStates) GetState(ctx context.Context, deviceID string) (string, error) {
+	v, err := f.st.GetMeta(ctx, fallStateKey(deviceID))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fallwatch.ErrNoState
+	}
+	return v, err
+}
+
+func (f fallStates) PutState(ctx context.Context, deviceID, state string) error {
+	return f.st.PutMeta(ctx, fallStateKey(deviceID), state)
+}
+
+// fallConsumer feeds the motion subjects of the bus to the fall watcher.
+type fallConsumer struct {
+	w        *fallwatch.Watcher
+	log      *slog.Logger
+	detected prometheus.Counter
+	windows  prometheus.Counter
+}
+
+func newFallConsumer(w *fallwatch.Watcher, log *slog.Logger, reg prometheus.Registerer) *fallConsumer {
+	c := &fallConsumer{w: w, log: log,
+		detected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_falls_detected_total", Help: "Falls the server's detector found in motion windows.",
+		}),
+		windows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_fall_motion_windows_total", Help: "Motion windows run through the fall detector.",
+		}),
+	}
+	reg.MustRegister(c.detected, c.windows)
+	return c
+}
+
+// handle is a bus.BatchHandler on bus.MotionFilter. An error (a fall that
+// could not be published, state that could not be saved) redelivers the
+// batch; fallwatch makes that safe.
+func (c *fallConsumer) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
+	var evs []event.Event
+	var poison []int
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Encoding != busEncoding {
+			c.log.Warn("motion message in an encoding this version cannot read; left for redelivery", "subject", m.Subject, "encoding", m.Encoding)
+			m.Later(time.Minute)
+			continue
+		}
+		batch, bad, err := decodeBatch(m.Data)
+		if err != nil {
+			c.log.Error("undecodable motion message on the bus; terminating it", "subject", m.Subject, "err", err)
+			poison = append(poison, i)
+			continue
+		}
+		for _, e := range bad {
+			c.log.Error("undecodable event in a motion message; skipped", "subject", m.Subject, "err", e)
+		}
+		evs = append(evs, batch...)
+	}
+	d, err := c.w.Handle(ctx, evs)
+	if err != nil {
+		return nil, fmt.Errorf("fall detection: %w", err)
+	}
+	c.windows.Add(float64(len(evs)))
+	c.detected.Add(float64(len(d.Falls)))
+	return poison, nil
+}
+
+// setupFalls builds the fall watcher on the embedded default model.
+func (a *App) setupFalls() error {
+	m, err := fall.DefaultModel()
+	if err != nil {
+		return fmt.Errorf("fall detector: %w", err)
+	}
+	w, err := fallwatch.New(fallwatch.Config{
+		Model: m, States: fallStates{a.store}, Pub: a.pub, Now: a.deps.Clock.Now,
+		Log: a.log.With("component", "falls"),
+	})
+	if err != nil {
+		return err
+	}
+	a.falls = newFallConsumer(w, a.log.With("component", "falls"), a.reg)
+	return nil
+}
