@@ -127,6 +127,8 @@ type device struct {
 	queue []*pending
 
 	answered bool // MQTT: the server acknowledged something on this connection
+
+	replay *replayer // a real recording streamed as motion, or nil
 }
 
 // generate makes the events due at wall time now (timestamped with the
@@ -151,7 +153,40 @@ func (d *device) generate(now time.Time) {
 			}
 		}
 	}
+	if r := d.replay; r != nil && !now.Before(r.next) {
+		// Window k of a pass is stamped k windows after the first, as a
+		// device recording continuously would: no gaps, no overlaps.
+		if r.at == 0 {
+			r.ts = d.s.cfg.Now()
+		} else {
+			r.ts = r.ts.Add(replayWindow)
+		}
+		m := d.model.envelope(event.TypeMotion, r.ts)
+		m.Motion = &r.windows[r.at]
+		d.enqueue(m)
+		r.at++
+		r.next = now.Add(replayWindow)
+		if r.at == len(r.windows) {
+			d.s.log.Info("sim: replayed a recording as motion", "device_id", d.cred.DeviceID, "recording", r.rec.Name, "fall", r.rec.Fall)
+			r.at, r.next = 0, now.Add(d.s.cfg.ReplayPause)
+		}
+	}
 }
+
+// replayer streams one recording's windows, one per replayWindow of wall
+// time, in a loop.
+type replayer struct {
+	rec     Recording
+	windows []event.Motion
+	at      int
+	next    time.Time // wall time the next window is due
+	ts      time.Time // device time of the window last sent
+}
+
+const (
+	replayRateHz = 50
+	replayWindow = 2 * time.Second
+)
 
 // enqueue adds a message to the queue: alarms ahead of everything but
 // earlier alarms; when full, the oldest non-alarm event is dropped.
@@ -242,4 +277,13 @@ func sleep(ctx context.Context, dur time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// earliest is when the device next has something to generate.
+func (d *device) earliest() time.Time {
+	w := d.sched.earliest()
+	if r := d.replay; r != nil && (w.IsZero() || r.next.Before(w)) {
+		w = r.next
+	}
+	return w
 }

@@ -52,7 +52,7 @@ func (d *device) runHTTPS(ctx context.Context, client *http.Client) {
 				nextPost = time.Now().Add(wait)
 			}
 		}
-		wake := d.sched.earliest()
+		wake := d.earliest()
 		if nextPost.Before(wake) {
 			wake = nextPost
 		}

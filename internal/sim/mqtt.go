@@ -166,7 +166,7 @@ func (d *device) idle(ctx context.Context, until time.Time) bool {
 		if !now.Before(until) {
 			return true
 		}
-		wake := d.sched.earliest()
+		wake := d.earliest()
 		if until.Before(wake) {
 			wake = until
 		}
@@ -192,7 +192,7 @@ func (d *device) serve(ctx context.Context, cli *paho.Client) {
 		if !now.Before(retryAt) {
 			retryAt = d.flushMQTT(ctx, cli, &attempt)
 		}
-		wake := d.sched.earliest()
+		wake := d.earliest()
 		if len(d.queue) > 0 && !retryAt.IsZero() && retryAt.Before(wake) {
 			wake = retryAt
 		}

@@ -50,6 +50,12 @@ type Config struct {
 	HTTPShare   float64       // fraction of devices acting as phone apps over HTTPS (0..1)
 	SOSEvery    time.Duration // mean interval between SOS presses per device (0 = never)
 	MotionEvery time.Duration // mean interval between accelerometer windows (0 = never)
+	// Replay gives devices 0, 1, … a real recording each to stream as
+	// their motion: 2-second windows at 50 Hz, sent as they would be
+	// recorded, then a pause of ReplayPause and the recording again.
+	// These devices send no synthetic motion.
+	Replay      []Recording
+	ReplayPause time.Duration // default 20s
 	Centre      [2]float64    // lat, lon where workers walk; default Leeds (53.8, -1.55)
 	Seed        int64
 	Logger      *slog.Logger     // default discards
@@ -86,6 +92,7 @@ type Sim struct {
 	cfg     Config
 	log     *slog.Logger
 	running atomic.Bool
+	replays [][]event.Motion // Config.Replay cut into windows
 
 	mu    sync.Mutex
 	stats Stats
@@ -157,7 +164,23 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.QueueMax <= 0 {
 		cfg.QueueMax = 10000
 	}
+	if len(cfg.Replay) > len(cfg.Devices) {
+		return nil, fmt.Errorf("sim: %d recordings to replay but only %d devices", len(cfg.Replay), len(cfg.Devices))
+	}
+	if cfg.ReplayPause <= 0 {
+		cfg.ReplayPause = 20 * time.Second
+	}
 	s := &Sim{cfg: cfg, log: cfg.Logger}
+	for _, r := range cfg.Replay {
+		ws, err := MotionWindows(r.Samples, replayRateHz, replayWindow)
+		if err != nil {
+			return nil, fmt.Errorf("sim: replay %s: %w", r.Name, err)
+		}
+		if len(ws) == 0 {
+			return nil, fmt.Errorf("sim: replay %s: recording is empty", r.Name)
+		}
+		s.replays = append(s.replays, ws)
+	}
 	s.stats = Stats{
 		Devices:     len(cfg.Devices),
 		Generated:   map[event.Type]uint64{},
@@ -210,6 +233,10 @@ func (s *Sim) Run(ctx context.Context) error {
 			model: newModel(s.cfg.Seed, i, s.cfg.Centre, bootID(), start),
 			sched: newSchedule(s.cfg, i),
 			delay: s.cfg.RampUp * time.Duration(i) / time.Duration(len(s.cfg.Devices)),
+		}
+		if i < len(s.replays) {
+			d.replay = &replayer{rec: s.cfg.Replay[i], windows: s.replays[i]}
+			d.sched.mean[kindMotion] = 0
 		}
 		wg.Add(1)
 		if s.usesHTTPS(i) {
