@@ -16,7 +16,13 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	n := fs.Int("devices", 20, "simulated devices")
 	rate := fs.Float64("rate", 0.5, "position reports per device per second")
+	replay := fs.String("replay", "", "SisFall recording or folder to replay as real motion streams (server-side fall detection); e.g. ../shared/datasets/sisfall")
+	replayN := fs.Int("replay-devices", 2, "devices that replay a recording (falls and daily activities alternating)")
 	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	replays, err := loadReplays(*replay, min(*replayN, *n))
 	if err != nil {
 		return err
 	}
@@ -47,7 +53,8 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	s, err := sim.New(sim.Config{
 		MQTTAddr: mqttAddr, HTTPSAddr: httpsAddr, TLS: tlsCfg, Devices: creds,
 		Rate: *rate, HTTPShare: 0.25, SOSEvery: 10 * time.Minute, MotionEvery: time.Minute,
-		Seed: time.Now().UnixNano(), Logger: log.With("component", "sim"), Now: time.Now,
+		Replay: replays,
+		Seed:   time.Now().UnixNano(), Logger: log.With("component", "sim"), Now: time.Now,
 	})
 	if err != nil {
 		_ = a.Stop(context.Background())
@@ -61,6 +68,9 @@ func runDemo(ctx context.Context, e env, args []string) error {
   devices          go run ./cmd/vigil device list --data-dir %s
 Ctrl-C stops it. A status line follows every 10 s.
 `, cfg.DataDir, mqttAddr, len(creds), httpsAddr, dialable(a.Addr("admin")), cfg.DataDir, cfg.DataDir, cfg.DataDir)
+	for i, r := range replays {
+		fmt.Fprintf(e.stdout, "  device %s replays %s (%s) as its motion stream\n", creds[i].DeviceID, r.Name, map[bool]string{true: "a fall", false: "daily activity"}[r.Fall])
+	}
 
 	simCtx, stopSim := context.WithCancel(ctx)
 	simDone := make(chan error, 1)
@@ -107,7 +117,27 @@ func demoStatus(ctx context.Context, e env, a *app.App, s *sim.Sim) {
 			continue
 		}
 		st := s.Stats()
-		fmt.Fprintf(e.stdout, "%s  devices sent %d, acknowledged %d, refused %d; events stored %d\n",
-			time.Now().Format(time.TimeOnly), st.Sent, st.Acked, refusedTotal(st), stored)
+		fmt.Fprintf(e.stdout, "%s  devices sent %d, acknowledged %d, refused %d; events stored %d; falls detected from motion %.0f\n",
+			time.Now().Format(time.TimeOnly), st.Sent, st.Acked, refusedTotal(st), stored, gauge(a, "vigil_falls_detected_total"))
 	}
+}
+
+// gauge reads one unlabelled counter or gauge of the app's metrics (0 when
+// absent).
+func gauge(a *app.App, name string) float64 {
+	mfs, err := a.Metrics().Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
 }

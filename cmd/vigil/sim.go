@@ -19,6 +19,8 @@ func runSim(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	n := fs.Int("devices", 20, "number of simulated devices")
 	rate := fs.Float64("rate", 0.5, "position reports per device per second")
+	replay := fs.String("replay", "", "SisFall recording or folder to replay as real motion streams (server-side fall detection); e.g. ../shared/datasets/sisfall")
+	replayN := fs.Int("replay-devices", 2, "devices that replay a recording (falls and daily activities alternating)")
 	server := fs.String("server", "localhost:8883", "MQTT/TLS address of the server")
 	https := fs.String("https", "", "HTTPS address for phone-app devices (default: the --server host, port 8443; \"off\" for MQTT only)")
 	share := fs.Float64("http-share", 0.25, "fraction of devices that act as phone apps over HTTPS")
@@ -27,6 +29,10 @@ func runSim(ctx context.Context, e env, args []string) error {
 	org := fs.String("org", "sim", "organisation for devices the simulator registers")
 	dur := fs.Duration("duration", 0, "stop after this long (0 = until interrupted)")
 	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	replays, err := loadReplays(*replay, min(*replayN, *n))
 	if err != nil {
 		return err
 	}
@@ -78,7 +84,8 @@ func runSim(ctx context.Context, e env, args []string) error {
 	s, err := sim.New(sim.Config{
 		MQTTAddr: *server, HTTPSAddr: *https, TLS: tlsCfg, Devices: creds,
 		Rate: *rate, HTTPShare: *share, SOSEvery: 10 * time.Minute, MotionEvery: time.Minute,
-		Seed: time.Now().UnixNano(), Logger: log, Now: time.Now,
+		Replay: replays,
+		Seed:   time.Now().UnixNano(), Logger: log, Now: time.Now,
 	})
 	if err != nil {
 		return err
