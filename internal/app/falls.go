@@ -30,8 +30,12 @@ func (f fallStates) GetState(ctx context.Context, deviceID string) (string, erro
 	return v, err
 }
 
-func (f fallStates) PutState(ctx context.Context, deviceID, state string) error {
-	return f.st.PutMeta(ctx, fallStateKey(deviceID), state)
+func (f fallStates) PutStates(ctx context.Context, states map[string]string) error {
+	kvs := make(map[string]string, len(states))
+	for id, s := range states {
+		kvs[fallStateKey(id)] = s
+	}
+	return f.st.PutMetas(ctx, kvs)
 }
 
 // fallConsumer feeds the motion subjects of the bus to the fall watcher.

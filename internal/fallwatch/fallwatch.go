@@ -25,10 +25,11 @@ import (
 )
 
 // StateStore keeps each device's detector state between batches and across
-// restarts. Get returns ErrNoState when a device has none.
+// restarts. GetState returns ErrNoState when a device has none; PutStates
+// saves a batch's states (by device id) all or none, in one transaction.
 type StateStore interface {
 	GetState(ctx context.Context, deviceID string) (string, error)
-	PutState(ctx context.Context, deviceID, state string) error
+	PutStates(ctx context.Context, states map[string]string) error
 }
 
 // ErrNoState is what StateStore.GetState returns for a device without
@@ -137,14 +138,16 @@ func (w *Watcher) Handle(ctx context.Context, evs []event.Event) (out Detected, 
 			out.Falls = append(out.Falls, f)
 		}
 	}
+	states := make(map[string]string, len(touched))
 	for id, d := range touched {
 		b, err := d.MarshalBinary()
 		if err != nil {
 			return out, fmt.Errorf("fallwatch: save state of %s: %w", id, err)
 		}
-		if err := w.cfg.States.PutState(ctx, id, base64.StdEncoding.EncodeToString(b)); err != nil {
-			return out, fmt.Errorf("fallwatch: save state of %s: %w", id, err)
-		}
+		states[id] = base64.StdEncoding.EncodeToString(b)
+	}
+	if err := w.cfg.States.PutStates(ctx, states); err != nil {
+		return out, fmt.Errorf("fallwatch: save %d detector states: %w", len(states), err)
 	}
 	return out, nil
 }

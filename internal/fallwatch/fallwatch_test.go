@@ -28,7 +28,12 @@ func (m memStates) GetState(_ context.Context, id string) (string, error) {
 	return s, nil
 }
 
-func (m memStates) PutState(_ context.Context, id, s string) error { m[id] = s; return nil }
+func (m memStates) PutStates(_ context.Context, states map[string]string) error {
+	for id, s := range states {
+		m[id] = s
+	}
+	return nil
+}
 
 type capture struct {
 	evs  []event.Event

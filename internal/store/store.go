@@ -156,6 +156,8 @@ type Store interface {
 	// does DeleteMeta, so exactly one of concurrent deleters succeeds.
 	GetMeta(ctx context.Context, key string) (string, error)
 	PutMeta(ctx context.Context, key, value string) error
+	// PutMetas writes several values in one transaction: all or none.
+	PutMetas(ctx context.Context, kvs map[string]string) error
 	DeleteMeta(ctx context.Context, key string) error
 
 	// Ping checks the database answers (readiness).

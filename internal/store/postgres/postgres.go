@@ -1101,6 +1101,22 @@ func (s *Store) PutMeta(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// PutMetas writes kvs in one statement (one transaction).
+func (s *Store) PutMetas(ctx context.Context, kvs map[string]string) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	keys, vals := make([]string, 0, len(kvs)), make([]string, 0, len(kvs))
+	for k, v := range kvs {
+		keys, vals = append(keys, k), append(vals, v)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, keys, vals); err != nil {
+		return fmt.Errorf("put meta: %w", err)
+	}
+	return nil
+}
+
 // DeleteMeta deletes a named value; an unknown key is ErrNotFound, so that
 // exactly one of several concurrent deleters succeeds (one-time tokens).
 func (s *Store) DeleteMeta(ctx context.Context, key string) error {

@@ -1099,6 +1099,33 @@ func (s *Store) PutMeta(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// PutMetas writes kvs in one transaction (one fsync).
+func (s *Store) PutMetas(ctx context.Context, kvs map[string]string) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("put meta: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
+	if err != nil {
+		return fmt.Errorf("put meta: %w", err)
+	}
+	defer st.Close()
+	for k, v := range kvs {
+		if _, err := st.ExecContext(ctx, k, v); err != nil {
+			return fmt.Errorf("put meta %s: %w", k, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("put meta: commit: %w", err)
+	}
+	return nil
+}
+
 // DeleteMeta deletes a named value; an unknown key is ErrNotFound, so that
 // exactly one of several concurrent deleters succeeds (one-time tokens).
 func (s *Store) DeleteMeta(ctx context.Context, key string) error {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -756,6 +757,20 @@ func testMeta(t *testing.T, s store.Store) {
 	mustErr(t, s.DeleteMeta(ctx, "bootstrap"), store.ErrNotFound, "delete deleted meta")
 	if _, err := s.GetMeta(ctx, "other"); err != nil {
 		t.Errorf("other key lost: %v", err)
+	}
+
+	// PutMetas: new and existing keys in one go; an empty map is a no-op.
+	must(t, s.PutMetas(ctx, nil), "put no metas")
+	kvs := map[string]string{"other": "o2", "a/1": strings.Repeat("x", 5000), "a/2": ""}
+	must(t, s.PutMetas(ctx, kvs), "put metas")
+	kvs["a/2"] = "second"
+	must(t, s.PutMetas(ctx, kvs), "put metas again")
+	for k, want := range kvs {
+		got, err := s.GetMeta(ctx, k)
+		must(t, err, "get meta")
+		if got != want {
+			t.Errorf("after PutMetas GetMeta(%s) = %.20q, want %.20q", k, got, want)
+		}
 	}
 }
 
