@@ -54,6 +54,10 @@ type Person struct {
 	Kind      PersonKind
 	Name      string
 	CreatedAt time.Time
+	// FallSensitivity tunes the fall detector for this person's devices:
+	// an offset in log-odds, 0 for the model's operating point (see
+	// fall.Config; callers check it against the model's bounds).
+	FallSensitivity float64
 }
 
 // Device is a registered wearable, pendant, tracker or phone app.
@@ -125,6 +129,7 @@ type Store interface {
 	CreatePerson(ctx context.Context, p Person) error
 	GetPerson(ctx context.Context, id string) (Person, error)
 	ListPeople(ctx context.Context, orgID string) ([]Person, error)
+	SetFallSensitivity(ctx context.Context, personID string, v float64) error // unknown person: ErrNotFound
 
 	CreateDevice(ctx context.Context, d Device) error
 	GetDevice(ctx context.Context, id string) (Device, error)

@@ -29,6 +29,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -363,8 +364,11 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 	if p.Kind != store.PersonWorker && p.Kind != store.PersonResident {
 		return fmt.Errorf("create person %s: kind must be worker or resident", p.ID)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO people (id, org_id, kind, name, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		p.ID, p.OrgID, string(p.Kind), p.Name, orNow(p.CreatedAt))
+	if math.IsNaN(p.FallSensitivity) || math.IsInf(p.FallSensitivity, 0) {
+		return fmt.Errorf("create person %s: fall sensitivity must be a finite number", p.ID)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO people (id, org_id, kind, name, created_at, fall_sensitivity) VALUES ($1, $2, $3, $4, $5, $6)`,
+		p.ID, p.OrgID, string(p.Kind), p.Name, orNow(p.CreatedAt), p.FallSensitivity)
 	if err != nil {
 		return fmt.Errorf("create person %s: %w", p.ID, classify(err))
 	}
@@ -374,7 +378,7 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 func scanPerson(r pgx.CollectableRow) (store.Person, error) {
 	var p store.Person
 	var kind string
-	err := r.Scan(&p.ID, &p.OrgID, &kind, &p.Name, &p.CreatedAt)
+	err := r.Scan(&p.ID, &p.OrgID, &kind, &p.Name, &p.CreatedAt, &p.FallSensitivity)
 	p.Kind = store.PersonKind(kind)
 	p.CreatedAt = p.CreatedAt.UTC()
 	return p, err
@@ -382,7 +386,7 @@ func scanPerson(r pgx.CollectableRow) (store.Person, error) {
 
 // GetPerson returns a person or ErrNotFound.
 func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at FROM people WHERE id = $1`, id)
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE id = $1`, id)
 	if err != nil {
 		return store.Person{}, fmt.Errorf("get person %s: %w", id, err)
 	}
@@ -396,9 +400,24 @@ func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) 
 	return p, nil
 }
 
+// SetFallSensitivity sets a person's fall-detector sensitivity.
+func (s *Store) SetFallSensitivity(ctx context.Context, personID string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("set fall sensitivity of %s: must be a finite number", personID)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE people SET fall_sensitivity = $1 WHERE id = $2`, v, personID)
+	if err != nil {
+		return fmt.Errorf("set fall sensitivity of %s: %w", personID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set fall sensitivity of %s: %w", personID, store.ErrNotFound)
+	}
+	return nil
+}
+
 // ListPeople lists an organisation's people by id.
 func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at FROM people WHERE org_id = $1 ORDER BY id`, orgID)
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE org_id = $1 ORDER BY id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 	}

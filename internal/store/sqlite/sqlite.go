@@ -20,6 +20,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"runtime"
@@ -510,8 +511,11 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 	if p.Kind != store.PersonWorker && p.Kind != store.PersonResident {
 		return fmt.Errorf("create person %s: kind must be worker or resident", p.ID)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO people (id, org_id, kind, name, created_at) VALUES (?, ?, ?, ?, ?)`,
-		p.ID, p.OrgID, string(p.Kind), p.Name, nanos(orNow(p.CreatedAt)))
+	if math.IsNaN(p.FallSensitivity) || math.IsInf(p.FallSensitivity, 0) {
+		return fmt.Errorf("create person %s: fall sensitivity must be a finite number", p.ID)
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO people (id, org_id, kind, name, created_at, fall_sensitivity) VALUES (?, ?, ?, ?, ?, ?)`,
+		p.ID, p.OrgID, string(p.Kind), p.Name, nanos(orNow(p.CreatedAt)), p.FallSensitivity)
 	if err != nil {
 		return fmt.Errorf("create person %s: %w", p.ID, classify(err))
 	}
@@ -522,8 +526,8 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) {
 	var p store.Person
 	var at sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT id, org_id, kind, name, created_at FROM people WHERE id = ?`, id).
-		Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at)
+	err := s.r.QueryRowContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE id = ?`, id).
+		Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Person{}, fmt.Errorf("get person %s: %w", id, store.ErrNotFound)
 	}
@@ -536,7 +540,7 @@ func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) 
 
 // ListPeople lists an organisation's people by id.
 func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, kind, name, created_at FROM people WHERE org_id = ? ORDER BY id`, orgID)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE org_id = ? ORDER BY id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 	}
@@ -545,7 +549,7 @@ func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, e
 	for rows.Next() {
 		var p store.Person
 		var at sql.NullInt64
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at); err != nil {
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity); err != nil {
 			return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 		}
 		p.CreatedAt = fromNanos(at)
@@ -555,6 +559,21 @@ func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, e
 		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 	}
 	return out, nil
+}
+
+// SetFallSensitivity sets a person's fall-detector sensitivity.
+func (s *Store) SetFallSensitivity(ctx context.Context, personID string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("set fall sensitivity of %s: must be a finite number", personID)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE people SET fall_sensitivity = ? WHERE id = ?`, v, personID)
+	if err != nil {
+		return fmt.Errorf("set fall sensitivity of %s: %w", personID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("set fall sensitivity of %s: %w", personID, store.ErrNotFound)
+	}
+	return nil
 }
 
 // CreateDevice inserts a device. An unknown org, or a person that is not in

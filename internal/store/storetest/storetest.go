@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -218,7 +219,7 @@ func testPeople(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	seed(t, s)
 	for _, p := range []store.Person{
-		{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute)},
+		{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute), FallSensitivity: -1.25},
 		{ID: "p2", OrgID: "acme", Kind: store.PersonWorker, Name: "Di", CreatedAt: at(time.Minute)},
 	} {
 		must(t, s.CreatePerson(ctx, p), "create person")
@@ -231,6 +232,7 @@ func testPeople(t *testing.T, s store.Store) {
 		{"duplicate", store.Person{ID: "p1", OrgID: "acme", Kind: store.PersonWorker, Name: "x", CreatedAt: at(0)}, store.ErrConflict},
 		{"unknown org", store.Person{ID: "px", OrgID: "nope", Kind: store.PersonWorker, Name: "x", CreatedAt: at(0)}, store.ErrNotFound},
 		{"bad kind", store.Person{ID: "py", OrgID: "acme", Kind: "visitor", Name: "x", CreatedAt: at(0)}, nil},
+		{"NaN sensitivity", store.Person{ID: "pz", OrgID: "acme", Kind: store.PersonResident, Name: "x", CreatedAt: at(0), FallSensitivity: math.NaN()}, nil},
 	}
 	for _, tc := range errCases {
 		err := s.CreatePerson(ctx, tc.p)
@@ -244,9 +246,22 @@ func testPeople(t *testing.T, s store.Store) {
 	}
 	got, err := s.GetPerson(ctx, "p3")
 	must(t, err, "get person")
-	want := store.Person{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute)}
+	want := store.Person{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute), FallSensitivity: -1.25}
 	if diff := cmp.Diff(want, got, opts); diff != "" {
 		t.Errorf("GetPerson (-want +got):\n%s", diff)
+	}
+	// The fall sensitivity changes on its own; a person without one has 0.
+	must(t, s.SetFallSensitivity(ctx, "p2", 2.5), "set fall sensitivity")
+	mustErr(t, s.SetFallSensitivity(ctx, "nope", 1), store.ErrNotFound, "set fall sensitivity of unknown person")
+	if err := s.SetFallSensitivity(ctx, "p2", math.Inf(1)); err == nil {
+		t.Error("SetFallSensitivity(+Inf): no error")
+	}
+	for id, want := range map[string]float64{"p1": 0, "p2": 2.5, "p3": -1.25} {
+		got, err := s.GetPerson(ctx, id)
+		must(t, err, "get person")
+		if got.FallSensitivity != want {
+			t.Errorf("GetPerson(%s).FallSensitivity = %v, want %v", id, got.FallSensitivity, want)
+		}
 	}
 	_, err = s.GetPerson(ctx, "nope")
 	mustErr(t, err, store.ErrNotFound, "get unknown person")
