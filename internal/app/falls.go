@@ -100,11 +100,30 @@ func (a *App) setupFalls() error {
 	}
 	w, err := fallwatch.New(fallwatch.Config{
 		Model: m, States: fallStates{a.store}, Pub: a.pub, Now: a.deps.Clock.Now,
-		Log: a.log.With("component", "falls"),
+		Log: a.log.With("component", "falls"), Sensitivity: fallSensitivity(a.store),
 	})
 	if err != nil {
 		return err
 	}
 	a.falls = newFallConsumer(w, a.log.With("component", "falls"), a.reg)
 	return nil
+}
+
+// fallSensitivity looks up the fall sensitivity of the person a device is
+// assigned to; an unassigned device uses the model's operating point (0).
+func fallSensitivity(st store.Store) func(ctx context.Context, deviceID string) (float64, error) {
+	return func(ctx context.Context, deviceID string) (float64, error) {
+		d, err := st.GetDevice(ctx, deviceID)
+		if err != nil {
+			return 0, err
+		}
+		if d.PersonID == "" {
+			return 0, nil
+		}
+		p, err := st.GetPerson(ctx, d.PersonID)
+		if err != nil {
+			return 0, err
+		}
+		return p.FallSensitivity, nil
+	}
 }

@@ -134,23 +134,33 @@ type Detector struct {
 func New(m *Model, cfg Config) *Detector {
 	p := m.Params
 	size := p.ringSize()
-	th := m.Threshold
-	if th <= 0 || th >= 1 {
-		th = 0.5
-	}
-	off := min(max(cfg.Sensitivity, m.SensitivityBounds[0]), m.SensitivityBounds[1])
 	refrac := int64(cfg.RefractoryMs) * 1e6
 	if cfg.RefractoryMs <= 0 {
 		refrac = 30e9
 	}
-	return &Detector{
+	d := &Detector{
 		m: m, p: p,
-		logit:  math.Log(th/(1-th)) - off,
 		refrac: refrac,
 		acc:    make([][3]float32, size),
 		smv:    make([]float32, size),
 		mask:   int64(size - 1),
 	}
+	d.SetSensitivity(cfg.Sensitivity)
+	return d
+}
+
+// SetSensitivity changes the wearer's tuning (Config.Sensitivity) from the
+// next decision on, clamped to the model's SensitivityBounds.
+func (d *Detector) SetSensitivity(v float64) {
+	th := d.m.Threshold
+	if th <= 0 || th >= 1 {
+		th = 0.5
+	}
+	if math.IsNaN(v) {
+		v = 0
+	}
+	off := min(max(v, d.m.SensitivityBounds[0]), d.m.SensitivityBounds[1])
+	d.logit = math.Log(th/(1-th)) - off
 }
 
 // Threshold is the probability at or above which this detector raises.

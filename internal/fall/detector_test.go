@@ -342,3 +342,31 @@ func TestParseModelRejects(t *testing.T) {
 		t.Error("broken JSON accepted")
 	}
 }
+
+func TestSetSensitivity(t *testing.T) {
+	m, err := fall.DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fall.New(m, fall.Config{})
+	base := d.Threshold()
+	d.SetSensitivity(1)
+	if !(d.Threshold() < base) {
+		t.Errorf("sensitivity +1: threshold %v, want below the operating point %v", d.Threshold(), base)
+	}
+	lo, hi := m.SensitivityBounds[0], m.SensitivityBounds[1]
+	d.SetSensitivity(hi)
+	atHi := d.Threshold()
+	d.SetSensitivity(hi + 100)
+	if d.Threshold() != atHi {
+		t.Errorf("sensitivity above the bounds not clamped: %v, want %v", d.Threshold(), atHi)
+	}
+	d.SetSensitivity(lo - 100)
+	if got := fall.New(m, fall.Config{Sensitivity: lo}).Threshold(); d.Threshold() != got {
+		t.Errorf("sensitivity below the bounds: %v, want %v", d.Threshold(), got)
+	}
+	d.SetSensitivity(math.NaN())
+	if d.Threshold() != base {
+		t.Errorf("NaN sensitivity: threshold %v, want the operating point %v", d.Threshold(), base)
+	}
+}

@@ -48,15 +48,24 @@ type Config struct {
 	Pub    Publisher
 	Now    func() time.Time
 	Log    *slog.Logger
-	// Sensitivity returns a device's wearer's tuning (fall.Config); nil
-	// uses the model's operating point for everyone.
-	Sensitivity func(deviceID string) float64
+	// Sensitivity returns the tuning (fall.Config.Sensitivity) of the
+	// person wearing a device; nil uses the model's operating point for
+	// everyone. It is asked when a device's detector starts and again
+	// every SensitivityEvery while it runs, so a change reaches a running
+	// detector within that time.
+	Sensitivity      func(ctx context.Context, deviceID string) (float64, error)
+	SensitivityEvery time.Duration // default 1 minute
 }
 
 // Watcher is safe for use by one goroutine at a time (the bus consumer).
 type Watcher struct {
 	cfg  Config
-	dets map[string]*fall.Detector
+	dets map[string]*watched
+}
+
+type watched struct {
+	d       *fall.Detector
+	checked time.Time // when Sensitivity was last asked
 }
 
 // New returns a Watcher.
@@ -64,7 +73,10 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Model == nil || cfg.States == nil || cfg.Pub == nil || cfg.Now == nil || cfg.Log == nil {
 		return nil, errors.New("fallwatch: Model, States, Pub, Now and Log are required")
 	}
-	return &Watcher{cfg: cfg, dets: make(map[string]*fall.Detector)}, nil
+	if cfg.SensitivityEvery <= 0 {
+		cfg.SensitivityEvery = time.Minute
+	}
+	return &Watcher{cfg: cfg, dets: make(map[string]*watched)}, nil
 }
 
 // Detected is what Handle found in a batch.
@@ -155,16 +167,17 @@ func (w *Watcher) Handle(ctx context.Context, evs []event.Event) (out Detected, 
 // detector returns a device's detector, resuming its saved state on first
 // use after a start. A saved state that cannot be read (another model's
 // geometry, corruption) is logged and replaced by a fresh detector: at
-// most the few seconds of motion it held are lost.
+// most the few seconds of motion it held are lost. The wearer's
+// sensitivity is (re)applied when due.
 func (w *Watcher) detector(ctx context.Context, id string) (*fall.Detector, error) {
-	if d, ok := w.dets[id]; ok {
-		return d, nil
+	now := w.cfg.Now()
+	if x, ok := w.dets[id]; ok {
+		if w.cfg.Sensitivity != nil && now.Sub(x.checked) >= w.cfg.SensitivityEvery {
+			w.applySensitivity(ctx, id, x, now)
+		}
+		return x.d, nil
 	}
-	var sens float64
-	if w.cfg.Sensitivity != nil {
-		sens = w.cfg.Sensitivity(id)
-	}
-	d := fall.New(w.cfg.Model, fall.Config{Sensitivity: sens})
+	x := &watched{d: fall.New(w.cfg.Model, fall.Config{})}
 	saved, err := w.cfg.States.GetState(ctx, id)
 	switch {
 	case errors.Is(err, ErrNoState):
@@ -173,13 +186,28 @@ func (w *Watcher) detector(ctx context.Context, id string) (*fall.Detector, erro
 	default:
 		b, derr := base64.StdEncoding.DecodeString(saved)
 		if derr == nil {
-			derr = d.UnmarshalBinary(b)
+			derr = x.d.UnmarshalBinary(b)
 		}
 		if derr != nil {
 			w.cfg.Log.Warn("saved fall-detector state unusable; starting afresh", "device_id", id, "err", derr)
-			d = fall.New(w.cfg.Model, fall.Config{Sensitivity: sens})
+			x.d = fall.New(w.cfg.Model, fall.Config{})
 		}
 	}
-	w.dets[id] = d
-	return d, nil
+	if w.cfg.Sensitivity != nil {
+		w.applySensitivity(ctx, id, x, now)
+	}
+	w.dets[id] = x
+	return x.d, nil
+}
+
+// applySensitivity asks for the wearer's sensitivity; on error the
+// detector keeps the value it has (a detector never stops for it).
+func (w *Watcher) applySensitivity(ctx context.Context, id string, x *watched, now time.Time) {
+	x.checked = now
+	v, err := w.cfg.Sensitivity(ctx, id)
+	if err != nil {
+		w.cfg.Log.Warn("fall sensitivity unavailable; keeping the current one", "device_id", id, "err", err)
+		return
+	}
+	x.d.SetSensitivity(v)
 }

@@ -193,3 +193,65 @@ func TestCorruptStateStartsAfresh(t *testing.T) {
 		t.Errorf("%d falls after a corrupt saved state, want 1", len(pub.evs))
 	}
 }
+
+// TestSensitivityPerWearer: the wearer's sensitivity is applied when a
+// device's detector starts and re-read once SensitivityEvery has passed.
+// The test model's threshold is 0.999999, which the recording's fall does
+// not reach at the operating point, and its bounds ±10: at +10 the fall is
+// raised. That makes the setting observable on one recording.
+func TestSensitivityPerWearer(t *testing.T) {
+	def, err := fall.DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *def
+	m.SensitivityBounds = [2]float64{-10, 10}
+	m.Threshold = 0.999999
+	now := t0
+	sens, calls := 0.0, 0
+	pub := &capture{}
+	w, err := fallwatch.New(fallwatch.Config{Model: &m, States: memStates{}, Pub: pub, Now: func() time.Time { return now },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Sensitivity: func(_ context.Context, id string) (float64, error) {
+			if id != "d1" {
+				t.Errorf("sensitivity asked for %s", id)
+			}
+			calls++
+			return sens, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := windows(t, fallRec, 50)
+	if _, err := w.Handle(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.evs) != 0 || calls != 1 {
+		t.Fatalf("at 0: %d falls, %d lookups; want 0 falls, 1 lookup", len(pub.evs), calls)
+	}
+	// The same recording again, later in device time: within the minute
+	// the old setting holds; after it, the new one.
+	again := func(shift time.Duration) {
+		t.Helper()
+		b := make([]event.Event, len(evs))
+		for i, e := range evs {
+			e.DeviceTime = e.DeviceTime.Add(shift)
+			e.MsgID += shift.String()
+			b[i] = e
+		}
+		if _, err := w.Handle(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sens = 10
+	now = t0.Add(30 * time.Second)
+	again(time.Minute)
+	if len(pub.evs) != 0 || calls != 1 {
+		t.Fatalf("within the minute: %d falls, %d lookups; want 0 and 1", len(pub.evs), calls)
+	}
+	now = t0.Add(61 * time.Second)
+	again(2 * time.Minute)
+	if len(pub.evs) != 1 || calls != 2 {
+		t.Fatalf("after the minute at +10: %d falls, %d lookups; want 1 and 2", len(pub.evs), calls)
+	}
+}
