@@ -78,3 +78,59 @@ func TestCLIConfig(t *testing.T) {
 		t.Fatalf("unknown command: %d %q", code, errs)
 	}
 }
+
+// TestCLIPersonFallSensitivity: a carer tunes a resident's fall detector
+// from the command line; values outside the evaluated bounds are refused
+// with the bounds.
+func TestCLIPersonFallSensitivity(t *testing.T) {
+	dir := t.TempDir()
+	ok := func(args ...string) string {
+		t.Helper()
+		code, out, errs := cli(t, nil, append(args, "--data-dir", dir)...)
+		if code != 0 {
+			t.Fatalf("%v: %d %s", args, code, errs)
+		}
+		return out
+	}
+	refused := func(wantCode int, want string, args ...string) {
+		t.Helper()
+		code, _, errs := cli(t, nil, append(args, "--data-dir", dir)...)
+		if code != wantCode || !strings.Contains(errs, want) {
+			t.Errorf("%v: code %d, %q; want %d and %q", args, code, errs, wantCode, want)
+		}
+	}
+	ok("org", "add", "--id", "acme", "--name", "Acme Care")
+	ok("org", "add", "--id", "other", "--name", "Other")
+	refused(2, "--kind", "person", "add", "--org", "acme", "--name", "Ada", "--kind", "visitor")
+	refused(2, "-3 to 3", "person", "add", "--org", "acme", "--name", "Ada", "--kind", "resident", "--fall-sensitivity", "7")
+	refused(2, "want a number", "person", "add", "--org", "acme", "--name", "Ada", "--kind", "resident", "--fall-sensitivity", "high")
+	refused(1, "vigil org add --id nope", "person", "add", "--org", "nope", "--name", "Ada", "--kind", "resident")
+	out := ok("person", "add", "--org", "acme", "--name", "Ada", "--kind", "resident", "--fall-sensitivity", "-1.5")
+	id := strings.Fields(out)[1]
+	outOther := ok("person", "add", "--org", "other", "--name", "Bo", "--kind", "worker")
+	otherID := strings.Fields(outOther)[1]
+
+	var c device.Credentials
+	if err := json.Unmarshal([]byte(ok("device", "add", "--org", "acme", "--name", "pendant", "--json")), &c); err != nil {
+		t.Fatal(err)
+	}
+	refused(1, "not found in the device's organisation", "device", "assign", "--device", c.DeviceID, "--person", otherID)
+	ok("device", "assign", "--device", c.DeviceID, "--person", id)
+	if out := ok("device", "list", "--json"); !strings.Contains(out, `"person_id":"`+id+`"`) {
+		t.Errorf("device list after assign: %s", out)
+	}
+	ok("person", "set", "--id", id, "--fall-sensitivity", "2")
+	refused(1, "not found", "person", "set", "--id", "pnope", "--fall-sensitivity", "1")
+	refused(2, "-3 to 3", "person", "set", "--id", id, "--fall-sensitivity", "-4")
+	var people []struct {
+		ID              string  `json:"id"`
+		FallSensitivity float64 `json:"fall_sensitivity"`
+	}
+	if err := json.Unmarshal([]byte(ok("person", "list", "--org", "acme", "--json")), &people); err != nil {
+		t.Fatal(err)
+	}
+	if len(people) != 1 || people[0].ID != id || people[0].FallSensitivity != 2 {
+		t.Errorf("person list: %+v, want %s at +2", people, id)
+	}
+	ok("device", "assign", "--device", c.DeviceID, "--person", "none")
+}

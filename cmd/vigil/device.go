@@ -12,19 +12,57 @@ import (
 	"vigil/internal/app"
 	"vigil/internal/clock"
 	"vigil/internal/device"
+	"vigil/internal/store"
 )
 
 func runDevice(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("usage: vigil device add --org ORG --name NAME | vigil device list [--org ORG]")
+		return usagef("usage: vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID")
 	}
 	switch args[0] {
 	case "add":
 		return deviceAdd(ctx, e, args[1:])
 	case "list":
 		return deviceList(ctx, e, args[1:])
+	case "assign":
+		return deviceAssign(ctx, e, args[1:])
 	}
-	return usagef("vigil device: unknown subcommand %q (want add or list)", args[0])
+	return usagef("vigil device: unknown subcommand %q (want add, list or assign)", args[0])
+}
+
+// deviceAssign says who wears a device ("" to unassign): the person must be
+// of the device's organisation.
+func deviceAssign(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("device assign", flag.ContinueOnError)
+	dev := fs.String("device", "", "device id (required)")
+	person := fs.String("person", "", "person id (required; \"none\" to unassign)")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	if *dev == "" || *person == "" {
+		return usagef("vigil device assign: --device and --person are required")
+	}
+	p := *person
+	if p == "none" {
+		p = ""
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.AssignDevice(ctx, *dev, p); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("device %q not found, or person %q not found in the device's organisation", *dev, *person)
+	} else if err != nil {
+		return err
+	}
+	if p == "" {
+		fmt.Fprintf(e.stdout, "device %s unassigned\n", *dev)
+	} else {
+		fmt.Fprintf(e.stdout, "device %s assigned to person %s\n", *dev, p)
+	}
+	return nil
 }
 
 func deviceAdd(ctx context.Context, e env, args []string) error {

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"vigil/internal/app"
+	"vigil/internal/fall"
+	"vigil/internal/store"
+)
+
+// runPerson manages the people devices are worn by: workers and residents,
+// and each one's fall-detector sensitivity. (Accounts, contacts and the
+// JSON API come with the access issue.)
+func runPerson(ctx context.Context, e env, args []string) error {
+	const usage = "usage: vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] | vigil person list --org ORG | vigil person set --id ID --fall-sensitivity X"
+	if len(args) == 0 {
+		return usagef(usage)
+	}
+	switch args[0] {
+	case "add":
+		return personAdd(ctx, e, args[1:])
+	case "list":
+		return personList(ctx, e, args[1:])
+	case "set":
+		return personSet(ctx, e, args[1:])
+	}
+	return usagef("vigil person: unknown subcommand %q (want add, list or set)", args[0])
+}
+
+// sensitivityFlag parses --fall-sensitivity and checks it against the
+// bounds the default model's evaluation measured.
+func sensitivityFlag(raw string) (float64, error) {
+	v, err := strconv.ParseFloat(raw, 64)
+	if err != nil {
+		return 0, usagef("--fall-sensitivity %q: want a number", raw)
+	}
+	m, err := fall.DefaultModel()
+	if err != nil {
+		return 0, err
+	}
+	lo, hi := m.SensitivityBounds[0], m.SensitivityBounds[1]
+	if !(v >= lo && v <= hi) {
+		return 0, usagef("--fall-sensitivity %v: outside the range the fall detector was evaluated for, %v to %v (0 is its operating point; higher catches more falls and raises more false alarms, see docs/falls.md)", v, lo, hi)
+	}
+	return v, nil
+}
+
+func newPersonID() (string, error) {
+	b := make([]byte, 10)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("new person id: %w", err)
+	}
+	return "p" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+func personAdd(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("person add", flag.ContinueOnError)
+	org := fs.String("org", "", "organisation id (required)")
+	name := fs.String("name", "", "the person's name (required)")
+	kind := fs.String("kind", "", "worker (lone worker) or resident (monitored older person) (required)")
+	sens := fs.String("fall-sensitivity", "0", "fall-detector sensitivity for this person's devices (see docs/falls.md)")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	if *org == "" || strings.TrimSpace(*name) == "" {
+		return usagef("vigil person add: --org and --name are required")
+	}
+	k := store.PersonKind(*kind)
+	if k != store.PersonWorker && k != store.PersonResident {
+		return usagef("vigil person add: --kind %q: want worker or resident", *kind)
+	}
+	v, err := sensitivityFlag(*sens)
+	if err != nil {
+		return err
+	}
+	id, err := newPersonID()
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = st.CreatePerson(ctx, store.Person{ID: id, OrgID: *org, Kind: k, Name: strings.TrimSpace(*name), CreatedAt: time.Now().UTC(), FallSensitivity: v})
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("organisation %q not found; create it first with: vigil org add --id %s --name NAME", *org, *org)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "person %s created; assign a device with: vigil device assign --device ID --person %s\n", id, id)
+	return nil
+}
+
+func personList(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("person list", flag.ContinueOnError)
+	org := fs.String("org", "", "organisation id (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	if *org == "" {
+		return usagef("vigil person list: --org is required")
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	people, err := st.ListPeople(ctx, *org)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		type row struct {
+			ID              string  `json:"id"`
+			OrgID           string  `json:"org_id"`
+			Kind            string  `json:"kind"`
+			Name            string  `json:"name"`
+			FallSensitivity float64 `json:"fall_sensitivity"`
+		}
+		out := make([]row, 0, len(people))
+		for _, p := range people {
+			out = append(out, row{p.ID, p.OrgID, string(p.Kind), p.Name, p.FallSensitivity})
+		}
+		return json.NewEncoder(e.stdout).Encode(out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tNAME\tFALL SENSITIVITY")
+	for _, p := range people {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%+g\n", p.ID, p.Kind, p.Name, p.FallSensitivity)
+	}
+	return tw.Flush()
+}
+
+func personSet(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("person set", flag.ContinueOnError)
+	id := fs.String("id", "", "person id (required)")
+	sens := fs.String("fall-sensitivity", "", "fall-detector sensitivity (required; see docs/falls.md)")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	if *id == "" || *sens == "" {
+		return usagef("vigil person set: --id and --fall-sensitivity are required")
+	}
+	v, err := sensitivityFlag(*sens)
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SetFallSensitivity(ctx, *id, v); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("person %q not found", *id)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "person %s: fall sensitivity %+g (a running server applies it within a minute)\n", *id, v)
+	return nil
+}
