@@ -11,6 +11,8 @@ package event
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,11 +104,29 @@ func (b Button) LogValue() slog.Value { return slog.StringValue(string(b.Kind)) 
 
 // Motion is a window of inertial samples: accelerometer in g, gyroscope in
 // deg/s, each sample [x, y, z], at RateHz.
+//
+// A device may send the samples compactly instead (docs/device-api.md):
+// AccelI16 and GyroI16 are base64 of little-endian int16 x, y, z triples,
+// one count being AccelScale g (default DefaultAccelScale) or GyroScale
+// deg/s (default DefaultGyroScale). Decoding expands them into Accel and
+// Gyro and clears them, so events inside Vigil always carry the arrays.
 type Motion struct {
 	RateHz float64     `json:"rate_hz"`
 	Accel  [][]float64 `json:"accel"`
 	Gyro   [][]float64 `json:"gyro,omitempty"`
+
+	AccelI16   string  `json:"accel_i16,omitempty"`
+	AccelScale float64 `json:"accel_scale,omitempty"`
+	GyroI16    string  `json:"gyro_i16,omitempty"`
+	GyroScale  float64 `json:"gyro_scale,omitempty"`
 }
+
+// The default scales of the compact motion encoding: 1 mg and 0.1 deg/s
+// per count (int16 then spans ±32.767 g and ±3276.7 deg/s).
+const (
+	DefaultAccelScale = 0.001
+	DefaultGyroScale  = 0.1
+)
 
 // Fall is a fall detected by the device itself.
 type Fall struct {
@@ -547,7 +567,56 @@ func validPosition(p *Position, ts time.Time, l Limits) error {
 	return nil
 }
 
+// expandCompact decodes a compact sample field into dst: base64 (standard,
+// padded) of int16 little-endian triples times scale.
+func expandCompact(field, b64 string, scale, def float64, l Limits, dst *[][]float64) error {
+	if *dst != nil {
+		return invalid(field, "not allowed together with the array form")
+	}
+	if scale == 0 {
+		scale = def
+	}
+	if !(scale > 0 && scale <= 1) {
+		return invalid(field[:len(field)-4]+"_scale", "must be above 0 and at most 1")
+	}
+	if base64.StdEncoding.DecodedLen(len(b64)) > 6*l.MaxSamples+2 {
+		return invalid(field, fmt.Sprintf("more than %d samples", l.MaxSamples))
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return invalid(field, "not standard base64")
+	}
+	if len(raw)%6 != 0 {
+		return invalid(field, "length must be a whole number of samples (6 bytes each: int16 x, y, z)")
+	}
+	out := make([][]float64, len(raw)/6)
+	for i := range out {
+		out[i] = []float64{
+			float64(int16(binary.LittleEndian.Uint16(raw[6*i:]))) * scale,
+			float64(int16(binary.LittleEndian.Uint16(raw[6*i+2:]))) * scale,
+			float64(int16(binary.LittleEndian.Uint16(raw[6*i+4:]))) * scale,
+		}
+	}
+	*dst = out
+	return nil
+}
+
 func validMotion(m *Motion, l Limits) error {
+	if m.AccelI16 != "" {
+		if err := expandCompact("accel_i16", m.AccelI16, m.AccelScale, DefaultAccelScale, l, &m.Accel); err != nil {
+			return err
+		}
+	} else if m.AccelScale != 0 {
+		return invalid("accel_scale", "only allowed with accel_i16")
+	}
+	if m.GyroI16 != "" {
+		if err := expandCompact("gyro_i16", m.GyroI16, m.GyroScale, DefaultGyroScale, l, &m.Gyro); err != nil {
+			return err
+		}
+	} else if m.GyroScale != 0 {
+		return invalid("gyro_scale", "only allowed with gyro_i16")
+	}
+	m.AccelI16, m.AccelScale, m.GyroI16, m.GyroScale = "", 0, "", 0
 	if !(m.RateHz >= 1 && m.RateHz <= 1000) {
 		return invalid("rate_hz", "must be between 1 and 1000")
 	}
@@ -922,14 +991,26 @@ func (p *parser) body(name string, bs *bodies) bool {
 	case "motion":
 		var v Motion
 		bs.Motion = &v
-		return p.object([]string{"rate_hz", "accel", "gyro"}, func(k int) bool {
+		return p.object([]string{"rate_hz", "accel", "gyro", "accel_i16", "accel_scale", "gyro_i16", "gyro_scale"}, func(k int) bool {
 			switch k {
 			case 0:
 				return p.float(&v.RateHz)
 			case 1:
 				return p.samples(&v.Accel)
-			default:
+			case 2:
 				return p.samples(&v.Gyro)
+			case 3:
+				s, ok := p.str()
+				v.AccelI16 = s
+				return ok
+			case 4:
+				return p.float(&v.AccelScale)
+			case 5:
+				s, ok := p.str()
+				v.GyroI16 = s
+				return ok
+			default:
+				return p.float(&v.GyroScale)
 			}
 		})
 	case "fall":

@@ -162,7 +162,8 @@ func (d *device) generate(now time.Time) {
 			r.ts = r.ts.Add(replayWindow)
 		}
 		m := d.model.envelope(event.TypeMotion, r.ts)
-		m.Motion = &r.windows[r.at]
+		w := Compact(r.windows[r.at]) // as a continuously streaming wearable would
+		m.Motion = &w
 		d.enqueue(m)
 		r.at++
 		r.next = now.Add(replayWindow)

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"time"
@@ -58,4 +60,26 @@ func MotionWindows(s sisfall.Samples, rateHz int, window time.Duration) ([]event
 		out = append(out, cur)
 	}
 	return out, nil
+}
+
+// Compact returns m in the compact motion encoding (docs/device-api.md):
+// int16 counts of event.DefaultAccelScale g and event.DefaultGyroScale
+// deg/s, base64. Values beyond int16 saturate.
+func Compact(m event.Motion) event.Motion {
+	pack := func(s [][]float64, scale float64) string {
+		b := make([]byte, 0, 6*len(s))
+		for _, xyz := range s {
+			for _, v := range xyz {
+				c := math.Round(v / scale)
+				c = min(max(c, math.MinInt16), math.MaxInt16)
+				b = binary.LittleEndian.AppendUint16(b, uint16(int16(c)))
+			}
+		}
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	out := event.Motion{RateHz: m.RateHz, AccelI16: pack(m.Accel, event.DefaultAccelScale)}
+	if len(m.Gyro) > 0 {
+		out.GyroI16 = pack(m.Gyro, event.DefaultGyroScale)
+	}
+	return out
 }

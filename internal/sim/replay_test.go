@@ -108,3 +108,39 @@ func TestReplayStreamsWindows(t *testing.T) {
 		t.Errorf("second pass starts %v after the last window, want the 30s pause", gap)
 	}
 }
+
+// TestCompactRoundTrip: a compact window decodes (as the server does) to
+// the arrays it came from, within half a count.
+func TestCompactRoundTrip(t *testing.T) {
+	rec := loadRecording(t, "SA03/F02_SA03_R02.txt.bz2")
+	ws, err := MotionWindows(rec.Samples, 50, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := event.NewDecoder(event.Limits{})
+	for i, w := range ws {
+		c := Compact(w)
+		b, err := json.Marshal(event.Message{V: 1, ID: "m", TS: t0, Type: event.TypeMotion, Motion: &c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := dec.Decode(b, event.Origin{OrgID: "o", DeviceID: "d", Source: event.SourceMQTT}, t0)
+		if err != nil {
+			t.Fatalf("window %d: %v", i, err)
+		}
+		got := ev.Motion
+		if len(got.Accel) != len(w.Accel) || len(got.Gyro) != len(w.Gyro) {
+			t.Fatalf("window %d: %d/%d samples back, want %d/%d", i, len(got.Accel), len(got.Gyro), len(w.Accel), len(w.Gyro))
+		}
+		for j := range w.Accel {
+			for k := range 3 {
+				if d := got.Accel[j][k] - w.Accel[j][k]; d > 0.0005+1e-9 || d < -0.0005-1e-9 {
+					t.Fatalf("window %d sample %d: accel %v, want %v", i, j, got.Accel[j], w.Accel[j])
+				}
+				if d := got.Gyro[j][k] - w.Gyro[j][k]; d > 0.05+1e-9 || d < -0.05-1e-9 {
+					t.Fatalf("window %d sample %d: gyro %v, want %v", i, j, got.Gyro[j], w.Gyro[j])
+				}
+			}
+		}
+	}
+}
