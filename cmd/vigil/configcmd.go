@@ -8,7 +8,7 @@ import (
 
 func runConfig(_ context.Context, e env, args []string) error {
 	if len(args) == 0 || (args[0] != "check" && args[0] != "dump") {
-		return usagef("usage: vigil config check|dump [flags]   (the same flags, VIGIL_* variables and --config file as serve)")
+		return usagef("vigil config check|dump [flags]   (the same flags, VIGIL_* variables and --config file as serve)")
 	}
 	fs := flag.NewFlagSet("config "+args[0], flag.ContinueOnError)
 	cfg, err := loadConfig(fs, e, args[1:])

@@ -17,7 +17,7 @@ import (
 
 func runDevice(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("usage: vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID")
+		return usagef("vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID")
 	}
 	switch args[0] {
 	case "add":

@@ -13,7 +13,7 @@ import (
 )
 
 func runFall(ctx context.Context, e env, args []string) error {
-	const usage = "usage: vigil fall train --data DIR (--out FILE | --cv K) [--seed N] | vigil fall eval --data DIR [--model FILE] [--rate HZ] [--json] [--plot FILE.png]"
+	const usage = "vigil fall train --data DIR (--out FILE | --cv K) [--seed N] | vigil fall eval --data DIR [--model FILE] [--rate HZ] [--json] [--plot FILE.png]"
 	if len(args) == 0 {
 		return usagef(usage)
 	}

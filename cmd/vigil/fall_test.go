@@ -71,7 +71,7 @@ func TestCLIFallUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"fall"}, "usage: vigil fall"},
+		{[]string{"fall"}, "vigil fall"},
 		{[]string{"fall", "fly"}, "unknown subcommand"},
 		{[]string{"fall", "train", "--data", fallData}, "--out FILE or --cv K"},
 		{[]string{"fall", "eval"}, "--data is required"},

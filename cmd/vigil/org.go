@@ -16,7 +16,7 @@ import (
 
 func runOrg(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("usage: vigil org add --id ID --name NAME | vigil org list")
+		return usagef("vigil org add --id ID --name NAME | vigil org list")
 	}
 	switch args[0] {
 	case "add":

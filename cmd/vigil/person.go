@@ -22,7 +22,7 @@ import (
 // and each one's fall-detector sensitivity. (Accounts, contacts and the
 // JSON API come with the access issue.)
 func runPerson(ctx context.Context, e env, args []string) error {
-	const usage = "usage: vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] | vigil person list --org ORG | vigil person set --id ID --fall-sensitivity X"
+	const usage = "vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] | vigil person list --org ORG | vigil person set --id ID --fall-sensitivity X"
 	if len(args) == 0 {
 		return usagef(usage)
 	}
