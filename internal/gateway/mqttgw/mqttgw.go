@@ -173,6 +173,9 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
 	caps.MaximumClients = cfg.MaxConnections
 	caps.ReceiveMaximum = cfg.ReceiveMaximum
+	// An acknowledgement carries no copy of the PUBLISH's properties
+	// (mochi echoes them by default; MQTT 5 gives them no meaning there).
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	caps.MaximumInflight = cfg.ReceiveMaximum
 	caps.MaximumQos = 1      // QoS 2 is downgraded to 1: at-least-once plus our idempotency
 	caps.RetainAvailable = 0 // devices never retain
@@ -288,10 +291,21 @@ func (h *hook) ID() string { return "vigil-device-gateway" }
 func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnDisconnect, mqtt.OnSubscribe:
+		mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPacketEncode:
 		return true
 	}
 	return false
+}
+
+// OnPacketEncode corrects the reason code of a successful PUBACK: mochi
+// sends its "granted QoS 1" code (0x01), which MQTT 5 does not define for
+// PUBACK; Success is 0x00. (It reaches the wire only when the PUBACK has
+// properties, but a strict client may refuse it.)
+func (h *hook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Puback && pk.ReasonCode == packets.CodeGrantedQos1.Code {
+		pk.ReasonCode = packets.CodeSuccess.Code
+	}
+	return pk
 }
 
 func (h *hook) refuseConnect(cl *mqtt.Client, code packets.Code, reason string) error {

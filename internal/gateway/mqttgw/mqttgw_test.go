@@ -441,3 +441,38 @@ func TestIdleConnectionClosed(t *testing.T) {
 		t.Fatalf("idle connection not closed by the server: %v", err)
 	}
 }
+
+// TestPubackSuccessCode: a QoS 1 PUBLISH carrying properties is answered
+// with reason 0x00 (Success), the only success code MQTT 5 defines for
+// PUBACK, and without echoing the PUBLISH's properties. (mochi by itself
+// answers 0x01 and copies the properties when there are any.)
+func TestPubackSuccessCode(t *testing.T) {
+	e := start(t)
+	c := e.connected(t, 5, "da", "secret-a")
+	err := c.Send(packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: 1},
+		ProtocolVersion: 5,
+		TopicName:       "v1/devices/da/events",
+		PacketID:        7,
+		Properties: packets.Properties{
+			User:              []packets.UserProperty{{Key: "fw", Val: "1.2.3"}},
+			PayloadFormat:     1,
+			PayloadFormatFlag: true,
+			ContentType:       "application/json",
+		},
+		Payload: sos("props-1"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := c.Read(5 * time.Second)
+	if err != nil || pk.FixedHeader.Type != packets.Puback || pk.PacketID != 7 {
+		t.Fatalf("want PUBACK 7, got type %d id %d, %v", pk.FixedHeader.Type, pk.PacketID, err)
+	}
+	if pk.ReasonCode != 0 {
+		t.Errorf("PUBACK reason %#x, want 0x00", pk.ReasonCode)
+	}
+	if len(pk.Properties.User) != 0 || pk.Properties.ContentType != "" {
+		t.Errorf("PUBACK echoes the PUBLISH's properties: %+v", pk.Properties)
+	}
+}
