@@ -291,10 +291,28 @@ func (h *hook) ID() string { return "vigil-device-gateway" }
 func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPacketEncode:
+		mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnPacketEncode, mqtt.OnPacketRead:
 		return true
 	}
 	return false
+}
+
+// OnPacketRead refuses a PUBLISH whose topic name holds a wildcard or
+// starts with '$': a protocol error that mochi would drop without any
+// answer, leaving the device waiting for a PUBACK. The device gets
+// DISCONNECT 0x90 Topic Name invalid (MQTT 3.1.1: the connection closes).
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
+		return pk, nil
+	}
+	t := pk.TopicName
+	if strings.ContainsAny(t, "+#") || strings.HasPrefix(t, "$") {
+		h.g.m.refused.WithLabelValues("topic_invalid").Inc()
+		h.g.log.Warn("mqtt publish to an invalid topic name; disconnecting", "device_id", cl.ID)
+		_ = h.g.srv.DisconnectClient(cl, packets.ErrTopicNameInvalid)
+		return pk, packets.ErrTopicNameInvalid
+	}
+	return pk, nil
 }
 
 // OnPacketEncode corrects the reason code of a successful PUBACK: mochi

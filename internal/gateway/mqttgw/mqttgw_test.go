@@ -192,14 +192,6 @@ func TestACLDeniesForeignTopics(t *testing.T) {
 			t.Errorf("publish to %q: PUBACK %#x, want 0x87", topic, code)
 		}
 	}
-	// A $SYS or wildcard topic name is a protocol error: the broker drops
-	// it without an acknowledgement, and it never reaches the pipeline.
-	if err := a.Publish("$SYS/x", 1, 20, sos("sys")); err != nil {
-		t.Fatal(err)
-	}
-	if pk, err := a.Read(500 * time.Millisecond); err == nil {
-		t.Fatalf("publish to $SYS answered with packet type %d code %#x", pk.FixedHeader.Type, pk.ReasonCode)
-	}
 	if err := a.Subscribe(30, "#", "+/#", "$SYS/#", "v1/devices/db/commands", "v1/devices/+/commands", "$share/g/v1/devices/db/commands", "v1/devices/da/commands"); err != nil {
 		t.Fatal(err)
 	}
@@ -474,5 +466,45 @@ func TestPubackSuccessCode(t *testing.T) {
 	}
 	if len(pk.Properties.User) != 0 || pk.Properties.ContentType != "" {
 		t.Errorf("PUBACK echoes the PUBLISH's properties: %+v", pk.Properties)
+	}
+}
+
+// TestInvalidTopicNameDisconnects: a PUBLISH to a topic name with a
+// wildcard or a leading '$' is a protocol error. It is never dropped
+// silently (the device would wait for a PUBACK forever): MQTT 5 gets
+// DISCONNECT 0x90, MQTT 3.1.1 a closed connection, and nothing reaches
+// the pipeline.
+func TestInvalidTopicNameDisconnects(t *testing.T) {
+	e := start(t)
+	for _, topic := range []string{"$SYS/x", "v1/devices/+/events", "v1/devices/da/#", "$share/g/v1/devices/da/events"} {
+		c := e.connected(t, 5, "da", "secret-a")
+		if err := c.Publish(topic, 1, 9, sos("bad-topic")); err != nil {
+			t.Fatal(err)
+		}
+		pk, err := c.Read(5 * time.Second)
+		if err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != 0x90 {
+			t.Errorf("v5 publish to %q: got type %d code %#x (%v), want DISCONNECT 0x90", topic, pk.FixedHeader.Type, pk.ReasonCode, err)
+		}
+		if !c.Closed(5 * time.Second) {
+			t.Errorf("v5 publish to %q: connection left open", topic)
+		}
+		c4 := e.connected(t, 4, "da", "secret-a")
+		if err := c4.Publish(topic, 1, 9, sos("bad-topic-4")); err != nil {
+			t.Fatal(err)
+		}
+		if !c4.Closed(5 * time.Second) {
+			t.Errorf("v3.1.1 publish to %q: connection left open", topic)
+		}
+	}
+	if got := e.sink.ids(); len(got) != 0 {
+		t.Fatalf("invalid topics reached the pipeline: %v", got)
+	}
+	// The device reconnects and its next message is accepted.
+	c := e.connected(t, 5, "da", "secret-a")
+	if err := c.Publish("v1/devices/da/events", 1, 10, sos("after")); err != nil {
+		t.Fatal(err)
+	}
+	if code := puback(t, c, 10); code != 0 {
+		t.Errorf("after reconnecting: PUBACK %#x, want 0", code)
 	}
 }
