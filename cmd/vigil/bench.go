@@ -35,7 +35,8 @@ func runBench(ctx context.Context, e env, args []string) error {
 	fs.SetOutput(e.stderr)
 	conns := fs.Int("devices", 50, "MQTT connections (one device each)")
 	msgs := fs.Int("messages", 100000, "QoS 1 messages per run")
-	window := fs.Int("window", 1, "publishes in flight per connection (paho.golang v0.23 stalls with more than one)")
+	window := fs.Int("window", 1, "publishes in flight per connection (paho.golang v0.23 stalls with more than one; use --client raw)")
+	client := fs.String("client", "paho", "load generator client: paho (paho.golang) or raw (minimal MQTT 5 client, cheaper, any window)")
 	runs := fs.Int("runs", 3, "runs of each system (medians are reported)")
 	storeURL := fs.String("store", "", "store for the Vigil server (default SQLite in a temp dir)")
 	sync := fs.String("nats-sync", "default", "JetStream sync policy for the Vigil server")
@@ -102,12 +103,18 @@ func runBench(ctx context.Context, e env, args []string) error {
 		defer peer.stop()
 	}
 
-	fmt.Fprintf(e.stdout, "durable ingest: %d connections, window %d, %d QoS 1 positions per run, %d runs, store %s, nats sync %s\n",
-		*conns, *window, *msgs, *runs, storeName(*storeURL), *sync)
+	if *client != "paho" && *client != "raw" {
+		return usagef("vigil bench: --client %q: want paho or raw", *client)
+	}
+	if *client == "paho" && *window > 1 {
+		return usagef("vigil bench: --window %d needs --client raw (paho.golang v0.23 stalls with more than one publish in flight)", *window)
+	}
+	fmt.Fprintf(e.stdout, "durable ingest: %d connections, %s client, window %d, %d QoS 1 positions per run, %d runs, store %s, nats sync %s\n",
+		*conns, *client, *window, *msgs, *runs, storeName(*storeURL), *sync)
 	var vig, mos []row
 	for r := 0; r < *runs; r++ {
 		load := func(addr string, auth bool) loadgen.Config {
-			lc := loadgen.Config{Addr: addr, TLS: tlsCfg, Window: *window, Messages: *msgs, Duration: 5 * time.Minute,
+			lc := loadgen.Config{Addr: addr, TLS: tlsCfg, Window: *window, Client: *client, Messages: *msgs, Duration: 5 * time.Minute,
 				Payload: func(c, seq int) []byte {
 					return fmt.Appendf(nil, `{"v":1,"id":"r%d-%d","ts":%q,"type":"position","position":{"lat":%.5f,"lon":-1.55,"accuracy_m":8,"speed_mps":1.4}}`,
 						r, seq, time.Now().UTC().Format(time.RFC3339Nano), 53.8+float64(seq%1000)*1e-5)

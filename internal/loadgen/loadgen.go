@@ -3,7 +3,9 @@
 // second and publish→PUBACK latency. `vigil bench` uses it to measure Vigil
 // and a peer broker (mosquitto) with the same load in the same run.
 //
-// It speaks MQTT 5 over TLS with a real client library (paho.golang). It must
+// It speaks MQTT 5 over TLS with a real client library (paho.golang) or, for
+// more than one publish in flight and a cheaper generator, a minimal client
+// of its own (raw.go). It must
 // not import store, bus, gateways or app: it only knows the wire.
 package loadgen
 
@@ -28,10 +30,14 @@ type Conn struct {
 
 // Config describes a load.
 type Config struct {
-	Addr     string
-	TLS      *tls.Config
-	Conns    []Conn
-	Window   int           // publishes in flight per connection; default 1 (paho.golang v0.23 stalls with more)
+	Addr   string
+	TLS    *tls.Config
+	Conns  []Conn
+	Window int // publishes in flight per connection; default 1 (paho.golang v0.23 stalls with more)
+	// Client is "paho" (default: paho.golang, a full client library) or
+	// "raw" (this package's minimal MQTT 5 client: cheaper, and any
+	// window).
+	Client   string
 	Messages int           // total messages to acknowledge; the run stops there
 	Duration time.Duration // or stop after this long; default 30s
 	// Payload returns the body of message seq of a connection.
@@ -60,6 +66,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if len(cfg.Conns) == 0 {
 		return Result{}, errors.New("loadgen: no connections")
+	}
+	switch cfg.Client {
+	case "", "paho":
+	case "raw":
+		return runRawAll(ctx, cfg)
+	default:
+		return Result{}, fmt.Errorf("loadgen: client %q: want paho or raw", cfg.Client)
 	}
 	clients := make([]*paho.Client, len(cfg.Conns))
 	for i, c := range cfg.Conns {
@@ -122,7 +135,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	return result(time.Since(start), lat, &acked, &refused, &errs, &firstErr), nil
+}
+
+func result(elapsed time.Duration, lat [][]time.Duration, acked, refused, errs *atomic.Int64, firstErr *atomic.Value) Result {
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -137,7 +153,47 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		r.P99 = all[len(all)*99/100]
 	}
 	r.PerSecond = float64(r.Acked) / elapsed.Seconds()
-	return r, nil
+	return r
+}
+
+// runRawAll is Run with the raw client.
+func runRawAll(ctx context.Context, cfg Config) (Result, error) {
+	conns := make([]*rawConn, len(cfg.Conns))
+	for i, c := range cfg.Conns {
+		rc, err := rawConnect(ctx, cfg.Addr, cfg.TLS, c, cfg.Window)
+		if err != nil {
+			for _, d := range conns[:i] {
+				d.conn.Close()
+			}
+			return Result{}, fmt.Errorf("loadgen: connect %d: %w", i, err)
+		}
+		conns[i] = rc
+	}
+	var acked, refused, errs, budget atomic.Int64
+	var firstErr atomic.Value
+	budget.Store(int64(cfg.Messages))
+	if cfg.Messages <= 0 {
+		budget.Store(1 << 62)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	fail := func(err error) {
+		if errs.Add(1) == 1 {
+			firstErr.Store(err.Error())
+		}
+	}
+	lat := make([][]time.Duration, len(conns))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, rc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runRaw(runCtx, rc, cfg.Conns[i].Topic, i, cfg.Payload, &budget, &acked, &refused, &lat[i], fail)
+		}()
+	}
+	wg.Wait()
+	return result(time.Since(start), lat, &acked, &refused, &errs, &firstErr), nil
 }
 
 func connect(ctx context.Context, addr string, cfg *tls.Config, c Conn) (*paho.Client, error) {

@@ -37,8 +37,18 @@ func (c *counter) PublishEvent(_ context.Context, ev *event.Event) error {
 }
 
 // The load generator acknowledges exactly the messages it was asked for,
-// each one really received by the broker, and reports the refusals.
+// each one really received by the broker, and reports the refusals: with
+// paho (one in flight) and with the raw client (eight in flight).
 func TestRunCountsAcks(t *testing.T) {
+	for _, tc := range []struct {
+		client string
+		window int
+	}{{"paho", 1}, {"raw", 8}} {
+		t.Run(tc.client, func(t *testing.T) { runCountsAcks(t, tc.client, tc.window) })
+	}
+}
+
+func runCountsAcks(t *testing.T, client string, window int) {
 	srvTLS, cliTLS := vigiltest.TestTLS(t)
 	c := &counter{ids: map[string]bool{}}
 	gw, err := mqttgw.New(mqttgw.Config{Listen: "127.0.0.1:0"}, srvTLS, anyDevice{}, c, event.NewDecoder(event.Limits{}),
@@ -56,7 +66,7 @@ func TestRunCountsAcks(t *testing.T) {
 		conns = append(conns, loadgen.Conn{ClientID: id, Username: id, Password: "s-" + id, Topic: mqttgw.EventsTopic(id)})
 	}
 	res, err := loadgen.Run(context.Background(), loadgen.Config{Addr: gw.Addr(), TLS: cliTLS, Conns: conns, Messages: 400,
-		Duration: time.Minute,
+		Duration: time.Minute, Client: client, Window: window,
 		Payload: func(conn, seq int) []byte {
 			if seq == 7 && conn == 0 {
 				return []byte(`{"not":"valid"}`) // refused with 0x99
@@ -76,5 +86,12 @@ func TestRunCountsAcks(t *testing.T) {
 	}
 	if res.P50 <= 0 || res.P99 < res.P50 {
 		t.Fatalf("latencies p50 %v p99 %v", res.P50, res.P99)
+	}
+}
+
+func TestRunRefusesUnknownClient(t *testing.T) {
+	_, err := loadgen.Run(context.Background(), loadgen.Config{Conns: []loadgen.Conn{{ClientID: "x"}}, Client: "mosquitto_pub"})
+	if err == nil {
+		t.Fatal("unknown client accepted")
 	}
 }
