@@ -5,8 +5,8 @@
 //
 // It speaks MQTT 5 over TLS with a real client library (paho.golang) or, for
 // more than one publish in flight and a cheaper generator, a minimal client
-// of its own (raw.go). It must
-// not import store, bus, gateways or app: it only knows the wire.
+// of its own (raw.go). It must not import store, bus, gateways or app: it
+// only knows the wire.
 package loadgen
 
 import (
