@@ -52,7 +52,7 @@ var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 // windows replays a committed SisFall recording as 2-second motion
 // events of device "d1" at rate Hz.
-func windows(t *testing.T, name string, rate int) []event.Event {
+func windows(t testing.TB, name string, rate int) []event.Event {
 	t.Helper()
 	path := filepath.Join("..", "fall", "testdata", "sisfall", name)
 	f, err := sisfall.ParseName(filepath.Base(filepath.Dir(path)), filepath.Base(path))
@@ -77,7 +77,7 @@ func windows(t *testing.T, name string, rate int) []event.Event {
 	return out
 }
 
-func newWatcher(t *testing.T, st memStates, pub *capture) *fallwatch.Watcher {
+func newWatcher(t testing.TB, st memStates, pub *capture) *fallwatch.Watcher {
 	t.Helper()
 	m, err := fall.DefaultModel()
 	if err != nil {
