@@ -177,7 +177,7 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 	// (mochi echoes them by default; MQTT 5 gives them no meaning there).
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	caps.MaximumInflight = cfg.ReceiveMaximum
-	caps.MaximumQos = 1      // QoS 2 is downgraded to 1: at-least-once plus our idempotency
+	caps.MaximumQos = 1      // at-least-once plus our idempotency; a QoS 2 PUBLISH is refused (OnPacketRead)
 	caps.RetainAvailable = 0 // devices never retain
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
 	caps.MaximumMessageExpiryInterval = 24 * 60 * 60
@@ -297,20 +297,32 @@ func (h *hook) Provides(b byte) bool {
 	return false
 }
 
-// OnPacketRead refuses a PUBLISH whose topic name holds a wildcard or
-// starts with '$': a protocol error that mochi would drop without any
-// answer, leaving the device waiting for a PUBACK. The device gets
-// DISCONNECT 0x90 Topic Name invalid (MQTT 3.1.1: the connection closes).
+// OnPacketRead refuses two PUBLISH protocol errors that mochi would
+// otherwise answer wrongly:
+//   - a topic name holding a wildcard or starting with '$', which mochi
+//     drops without any answer, leaving the device waiting for a PUBACK:
+//     DISCONNECT 0x90 Topic Name invalid;
+//   - QoS 2, above the Maximum QoS 1 the CONNACK announced, which mochi
+//     would downgrade and answer with a PUBACK where the device's QoS 2
+//     flow waits for a PUBREC: DISCONNECT 0x9B QoS not supported.
+//
+// MQTT 3.1.1 has no DISCONNECT from the server: the connection closes.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
 		return pk, nil
+	}
+	if pk.FixedHeader.Qos > 1 {
+		h.g.m.refused.WithLabelValues("qos_not_supported").Inc()
+		h.g.log.Warn("mqtt publish at QoS 2; disconnecting", "device_id", cl.ID)
+		_ = h.g.srv.DisconnectClient(cl, packets.ErrQosNotSupported)
+		return pk, packets.ErrRejectPacket // any other error lets mochi process the packet anyway
 	}
 	t := pk.TopicName
 	if strings.ContainsAny(t, "+#") || strings.HasPrefix(t, "$") {
 		h.g.m.refused.WithLabelValues("topic_invalid").Inc()
 		h.g.log.Warn("mqtt publish to an invalid topic name; disconnecting", "device_id", cl.ID)
 		_ = h.g.srv.DisconnectClient(cl, packets.ErrTopicNameInvalid)
-		return pk, packets.ErrTopicNameInvalid
+		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
 }

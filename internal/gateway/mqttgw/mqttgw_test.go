@@ -470,7 +470,7 @@ func TestPubackSuccessCode(t *testing.T) {
 }
 
 // TestInvalidTopicNameDisconnects: a PUBLISH to a topic name with a
-// wildcard or a leading '$' is a protocol error. It is never dropped
+// wildcard or a leading '$' (or at QoS 2) is a protocol error. It is never dropped
 // silently (the device would wait for a PUBACK forever): MQTT 5 gets
 // DISCONNECT 0x90, MQTT 3.1.1 a closed connection, and nothing reaches
 // the pipeline.
@@ -498,6 +498,26 @@ func TestInvalidTopicNameDisconnects(t *testing.T) {
 	}
 	if got := e.sink.ids(); len(got) != 0 {
 		t.Fatalf("invalid topics reached the pipeline: %v", got)
+	}
+	// QoS 2 is above the announced Maximum QoS 1: refused the same way,
+	// never downgraded into a PUBACK the device's QoS 2 flow does not expect.
+	for _, v := range []byte{5, 4} {
+		c := e.connected(t, v, "da", "secret-a")
+		if err := c.Publish("v1/devices/da/events", 2, 11, sos(fmt.Sprintf("qos2-%d", v))); err != nil {
+			t.Fatal(err)
+		}
+		if v == 5 {
+			pk, err := c.Read(5 * time.Second)
+			if err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != 0x9B {
+				t.Errorf("v5 QoS 2 publish: got type %d code %#x (%v), want DISCONNECT 0x9B", pk.FixedHeader.Type, pk.ReasonCode, err)
+			}
+		}
+		if !c.Closed(5 * time.Second) {
+			t.Errorf("v%d QoS 2 publish: connection left open", v)
+		}
+	}
+	if got := e.sink.ids(); len(got) != 0 {
+		t.Fatalf("QoS 2 messages reached the pipeline: %v", got)
 	}
 	// The device reconnects and its next message is accepted.
 	c := e.connected(t, 5, "da", "secret-a")
