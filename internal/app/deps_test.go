@@ -27,8 +27,9 @@ func TestDeps(t *testing.T) {
 		{"vigil/internal/device", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "net/http"}, "domain code never imports NATS, SQL drivers or HTTP"},
 		{"vigil/internal/bus", []string{"vigil/internal/store", "vigil/internal/gateway", "vigil/internal/device"}, "the bus moves bytes"},
 		{"vigil/internal/sim", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the simulator is an outside client"},
-		{"vigil/internal/fall", []string{"vigil/", "net", "database/sql"}, "the fall detector is domain code on the standard library"},
-		{"vigil/internal/fall/lab", []string{"vigil/internal/app", "vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "net/http"}, "training and evaluation read files, not the running system"},
+		{"vigil/internal/fall", []string{"vigil/", "net", "database/sql", "github.com/", "modernc.org/"}, "the detector runs inside processors: standard library only"},
+		{"vigil/internal/fall/sisfall", []string{"vigil/", "net", "database/sql", "github.com/", "modernc.org/"}, "the loader parses outside bytes: standard library only"},
+		{"vigil/internal/fall/lab", []string{"vigil/internal/app", "vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/device", "vigil/internal/sim", "vigil/internal/fallwatch", "net", "database/sql", "github.com/", "modernc.org/"}, "the lab is tooling over the detector and the loader: it reads files, not the running system"},
 		{"vigil/internal/fallwatch", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "github.com/nats-io/", "net/http"}, "fallwatch is domain code behind its own small interfaces"},
 		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client"},
 	}
