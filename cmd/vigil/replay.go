@@ -48,12 +48,11 @@ func loadReplays(path string, n int) ([]sim.Recording, error) {
 			return nil, fmt.Errorf("replay: no SisFall recordings under %s", path)
 		}
 	} else {
-		f, err := sisfall.ParseName(filepath.Base(filepath.Dir(path)), filepath.Base(path))
+		rec, err := sisfall.LoadPath(path)
 		if err != nil {
 			return nil, fmt.Errorf("replay: %w", err)
 		}
-		f.Path = path
-		files = []sisfall.File{f}
+		return []sim.Recording{{Name: rec.Subject + "/" + filepath.Base(path), Fall: rec.Fall(), Samples: rec.Samples}}, nil
 	}
 	out := make([]sim.Recording, 0, len(files))
 	for _, f := range files {

@@ -22,13 +22,7 @@ import (
 // motion stream: 2-second windows at 50 Hz on the motion topic, QoS 1.
 func sendRecording(t *testing.T, a *app.App, cl *paho.Client, deviceID, name, idPrefix string, compact bool) int {
 	t.Helper()
-	path := filepath.Join("..", "fall", "testdata", "sisfall", name)
-	f, err := sisfall.ParseName(filepath.Base(filepath.Dir(path)), filepath.Base(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Path = path
-	rec, err := sisfall.Load(f)
+	rec, err := sisfall.LoadPath(filepath.Join("..", "fall", "testdata", "sisfall", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,21 +22,11 @@ const (
 
 func load(t testing.TB, path string) sisfall.Recording {
 	t.Helper()
-	files, err := sisfall.List("testdata/sisfall")
+	r, err := sisfall.LoadPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		if f.Path == path {
-			r, err := sisfall.Load(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-	}
-	t.Fatalf("%s not found", path)
-	return sisfall.Recording{}
+	return r
 }
 
 func defaultModel(t testing.TB) *fall.Model {

@@ -54,13 +54,7 @@ var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 // events of device "d1" at rate Hz.
 func windows(t testing.TB, name string, rate int) []event.Event {
 	t.Helper()
-	path := filepath.Join("..", "fall", "testdata", "sisfall", name)
-	f, err := sisfall.ParseName(filepath.Base(filepath.Dir(path)), filepath.Base(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Path = path
-	rec, err := sisfall.Load(f)
+	rec, err := sisfall.LoadPath(filepath.Join("..", "fall", "testdata", "sisfall", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,17 +12,11 @@ import (
 
 func loadRecording(t *testing.T, name string) Recording {
 	t.Helper()
-	path := filepath.Join("..", "fall", "testdata", "sisfall", name)
-	f, err := sisfall.ParseName(filepath.Base(filepath.Dir(path)), filepath.Base(path))
+	rec, err := sisfall.LoadPath(filepath.Join("..", "fall", "testdata", "sisfall", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Path = path
-	rec, err := sisfall.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Recording{Name: name, Fall: f.Fall(), Samples: rec.Samples}
+	return Recording{Name: name, Fall: rec.Fall(), Samples: rec.Samples}
 }
 
 func TestMotionWindows(t *testing.T) {

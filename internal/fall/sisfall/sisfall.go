@@ -201,6 +201,18 @@ func Load(f File) (Recording, error) {
 	return Recording{File: f, Samples: s}, nil
 }
 
+// LoadPath loads one recording by its path, which must end in its subject
+// folder and file name (".../SA03/F02_SA03_R02.txt.bz2"): the subject comes
+// from the folder, as in List.
+func LoadPath(path string) (Recording, error) {
+	f, err := ParseName(filepath.Base(filepath.Dir(path)), filepath.Base(path))
+	if err != nil {
+		return Recording{}, err
+	}
+	f.Path = path
+	return Load(f)
+}
+
 // ErrEmpty is returned for a recording with no samples.
 var ErrEmpty = errors.New("sisfall: no samples")
 

@@ -179,3 +179,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadPath(t *testing.T) {
+	r, err := sisfall.LoadPath("../testdata/sisfall/SA03/F02_SA03_R02.txt.bz2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Subject != "SA03" || r.Activity != "F02" || r.Trial != 2 || !r.Fall() || r.Len() == 0 {
+		t.Errorf("LoadPath: %s %s R%d fall=%v, %d samples", r.Subject, r.Activity, r.Trial, r.Fall(), r.Len())
+	}
+	if _, err := sisfall.LoadPath("../testdata/sisfall/README.md"); err == nil {
+		t.Error("LoadPath accepted a file that is not a recording")
+	}
+}
