@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigil/internal/bus"
-	"vigil/internal/event"
 	"vigil/internal/fall"
 	"vigil/internal/fallwatch"
 	"vigil/internal/store"
@@ -63,26 +61,7 @@ func newFallConsumer(w *fallwatch.Watcher, log *slog.Logger, reg prometheus.Regi
 // could not be published, state that could not be saved) redelivers the
 // batch; fallwatch makes that safe.
 func (c *fallConsumer) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
-	var evs []event.Event
-	var poison []int
-	for i := range msgs {
-		m := &msgs[i]
-		if m.Encoding != busEncoding {
-			c.log.Warn("motion message in an encoding this version cannot read; left for redelivery", "subject", m.Subject, "encoding", m.Encoding)
-			m.Later(time.Minute)
-			continue
-		}
-		batch, bad, err := decodeBatch(m.Data)
-		if err != nil {
-			c.log.Error("undecodable motion message on the bus; terminating it", "subject", m.Subject, "err", err)
-			poison = append(poison, i)
-			continue
-		}
-		for _, e := range bad {
-			c.log.Error("undecodable event in a motion message; skipped", "subject", m.Subject, "err", e)
-		}
-		evs = append(evs, batch...)
-	}
+	evs, poison, _, _ := decodeMsgs(msgs, c.log)
 	d, err := c.w.Handle(ctx, evs)
 	if err != nil {
 		return nil, fmt.Errorf("fall detection: %w", err)

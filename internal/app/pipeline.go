@@ -55,34 +55,45 @@ func newProjector(st EventWriter, log *slog.Logger, reg prometheus.Registerer) *
 	return p
 }
 
-// handle is a bus.BatchHandler. Each bus message is a batch of events
-// (see publisher); all the events of all the messages handed over go to the
-// store in one transaction.
-func (p *projector) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
-	evs := make([]event.Event, 0, len(msgs)*4)
-	var poison []int
+// decodeMsgs reads the events of a batch of bus messages, as every consumer
+// of the events stream must: a message in an encoding this version cannot
+// read (a newer version wrote it during a rolling upgrade) is left for
+// redelivery a minute later, never dropped (deferred counts them); a corrupt
+// message of our own encoding is poison, returned by index to be
+// terminated; an event that does not decode inside a good message is
+// skipped (badEvents). Each case is logged here.
+func decodeMsgs(msgs []bus.Msg, log *slog.Logger) (evs []event.Event, poison []int, deferred, badEvents int) {
+	evs = make([]event.Event, 0, len(msgs)*4)
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Encoding != busEncoding {
-			// Written by another (newer) version: leave it for one that
-			// reads it rather than dropping acknowledged events.
-			p.log.Warn("bus message in an encoding this version cannot read; left for redelivery", "subject", m.Subject, "encoding", m.Encoding)
-			p.deferred.Inc()
+			log.Warn("bus message in an encoding this version cannot read; left for redelivery", "subject", m.Subject, "encoding", m.Encoding)
+			deferred++
 			m.Later(time.Minute)
 			continue
 		}
 		batch, bad, err := decodeBatch(m.Data)
 		if err != nil {
-			p.log.Error("undecodable message on the bus; terminating it", "subject", m.Subject, "err", err)
+			log.Error("undecodable message on the bus; terminating it", "subject", m.Subject, "err", err)
 			poison = append(poison, i)
 			continue
 		}
 		for _, e := range bad {
-			p.log.Error("undecodable event in a bus message; skipped", "subject", m.Subject, "err", e)
-			p.poison.Inc()
+			log.Error("undecodable event in a bus message; skipped", "subject", m.Subject, "err", e)
+			badEvents++
 		}
 		evs = append(evs, batch...)
 	}
+	return evs, poison, deferred, badEvents
+}
+
+// handle is a bus.BatchHandler. Each bus message is a batch of events
+// (see publisher); all the events of all the messages handed over go to the
+// store in one transaction.
+func (p *projector) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
+	evs, poison, deferred, badEvents := decodeMsgs(msgs, p.log)
+	p.deferred.Add(float64(deferred))
+	p.poison.Add(float64(badEvents))
 	if len(evs) == 0 {
 		p.poison.Add(float64(len(poison)))
 		return poison, nil
