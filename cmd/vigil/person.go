@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"vigil/internal/app"
+	"vigil/internal/device"
 	"vigil/internal/fall"
 	"vigil/internal/store"
 )
@@ -55,14 +54,6 @@ func sensitivityFlag(raw string) (float64, error) {
 	return v, nil
 }
 
-func newPersonID() (string, error) {
-	b := make([]byte, 10)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("new person id: %w", err)
-	}
-	return "p" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
-}
-
 func personAdd(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("person add", flag.ContinueOnError)
 	org := fs.String("org", "", "organisation id (required)")
@@ -84,7 +75,7 @@ func personAdd(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	id, err := newPersonID()
+	id, err := device.NewPersonID()
 	if err != nil {
 		return err
 	}

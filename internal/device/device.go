@@ -62,12 +62,18 @@ func NewRegistry(st Store, clk clock.Clock) *Registry { return &Registry{st: st,
 
 // NewID returns a new device id: "d" and 16 lowercase base32 characters
 // (80 random bits), safe in MQTT topics, NATS subjects and URLs.
-func NewID() (string, error) {
+func NewID() (string, error) { return newID("d") }
+
+// NewPersonID returns a new id for the person who wears a device: "p" and
+// 16 lowercase base32 characters, like a device id.
+func NewPersonID() (string, error) { return newID("p") }
+
+func newID(prefix string) (string, error) {
 	b := make([]byte, 10)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("device: new id: %w", err)
 	}
-	return "d" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
 }
 
 // NewSecret returns 32 random bytes, base64url without padding.
