@@ -13,6 +13,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -36,7 +37,22 @@ type Org struct {
 	ID        string // short slug chosen by the operator, e.g. "acme"
 	Name      string
 	CreatedAt time.Time
+	// LocationPolicy says when its workers' positions may be kept; the
+	// zero value reads as LocationOnDuty.
+	LocationPolicy LocationPolicy
 }
+
+// LocationPolicy says when a worker's positions may be stored.
+type LocationPolicy string
+
+// The location policies. Residents' positions are kept under both.
+const (
+	// LocationOnDuty keeps a worker's positions only while they have an
+	// active session or an open alert; others are not stored at all.
+	LocationOnDuty LocationPolicy = "on_duty"
+	// LocationAlways keeps every position.
+	LocationAlways LocationPolicy = "always"
+)
 
 // PersonKind says whether a person is a lone worker or a monitored resident.
 type PersonKind string
@@ -58,6 +74,11 @@ type Person struct {
 	// an offset in log-odds, 0 for the model's operating point (see
 	// fall.Config; callers check it against the model's bounds).
 	FallSensitivity float64
+	// DuressCodeHash is SHA-256 over the person id and their duress code
+	// (DuressHash), nil when none is set. A cancel given with the duress
+	// code looks cancelled to whoever holds the device, while the alert
+	// stays open, marked duress.
+	DuressCodeHash []byte
 }
 
 // Device is a registered wearable, pendant, tracker or phone app.
@@ -166,6 +187,18 @@ type Store interface {
 	DeleteMeta(ctx context.Context, key string) error
 
 	// Ping checks the database answers (readiness).
+	SafetyStore
+	// SetLocationPolicy sets an organisation's location policy.
+	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error
+	// SetDuressCode sets a person's duress code hash (nil clears it).
+	SetDuressCode(ctx context.Context, personID string, hash []byte) error
+
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// DuressHash is the stored form of a person's duress code.
+func DuressHash(personID, code string) []byte {
+	h := sha256.Sum256([]byte("vigil-duress\x00" + personID + "\x00" + code))
+	return h[:]
 }

@@ -318,8 +318,12 @@ func classify(err error) error {
 
 // CreateOrg inserts an organisation; an existing id is ErrConflict.
 func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)`,
-		o.ID, o.Name, orNow(o.CreatedAt))
+	policy := o.LocationPolicy
+	if policy == "" {
+		policy = store.LocationOnDuty
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO orgs (id, name, created_at, location_policy) VALUES ($1, $2, $3, $4)`,
+		o.ID, o.Name, orNow(o.CreatedAt), string(policy))
 	if err != nil {
 		return fmt.Errorf("create org %s: %w", o.ID, classify(err))
 	}
@@ -329,7 +333,7 @@ func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
 // GetOrg returns an organisation or ErrNotFound.
 func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 	var o store.Org
-	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at FROM orgs WHERE id = $1`, id).Scan(&o.ID, &o.Name, &o.CreatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at, location_policy FROM orgs WHERE id = $1`, id).Scan(&o.ID, &o.Name, &o.CreatedAt, &o.LocationPolicy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Org{}, fmt.Errorf("get org %s: %w", id, store.ErrNotFound)
 	}
@@ -342,13 +346,13 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 
 // ListOrgs lists organisations by id.
 func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at FROM orgs ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at, location_policy FROM orgs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list orgs: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Org, error) {
 		var o store.Org
-		err := r.Scan(&o.ID, &o.Name, &o.CreatedAt)
+		err := r.Scan(&o.ID, &o.Name, &o.CreatedAt, &o.LocationPolicy)
 		o.CreatedAt = o.CreatedAt.UTC()
 		return o, err
 	})
@@ -378,7 +382,7 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 func scanPerson(r pgx.CollectableRow) (store.Person, error) {
 	var p store.Person
 	var kind string
-	err := r.Scan(&p.ID, &p.OrgID, &kind, &p.Name, &p.CreatedAt, &p.FallSensitivity)
+	err := r.Scan(&p.ID, &p.OrgID, &kind, &p.Name, &p.CreatedAt, &p.FallSensitivity, &p.DuressCodeHash)
 	p.Kind = store.PersonKind(kind)
 	p.CreatedAt = p.CreatedAt.UTC()
 	return p, err
@@ -386,7 +390,7 @@ func scanPerson(r pgx.CollectableRow) (store.Person, error) {
 
 // GetPerson returns a person or ErrNotFound.
 func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE id = $1`, id)
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE id = $1`, id)
 	if err != nil {
 		return store.Person{}, fmt.Errorf("get person %s: %w", id, err)
 	}
@@ -417,7 +421,7 @@ func (s *Store) SetFallSensitivity(ctx context.Context, personID string, v float
 
 // ListPeople lists an organisation's people by id.
 func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE org_id = $1 ORDER BY id`, orgID)
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE org_id = $1 ORDER BY id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 	}

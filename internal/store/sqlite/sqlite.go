@@ -459,8 +459,12 @@ func classify(err error) error {
 
 // CreateOrg inserts an organisation; an existing id is ErrConflict.
 func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)`,
-		o.ID, o.Name, nanos(orNow(o.CreatedAt)))
+	policy := o.LocationPolicy
+	if policy == "" {
+		policy = store.LocationOnDuty
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO orgs (id, name, created_at, location_policy) VALUES (?, ?, ?, ?)`,
+		o.ID, o.Name, nanos(orNow(o.CreatedAt)), string(policy))
 	if err != nil {
 		return fmt.Errorf("create org %s: %w", o.ID, classify(err))
 	}
@@ -471,7 +475,7 @@ func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
 func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 	var o store.Org
 	var at sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM orgs WHERE id = ?`, id).Scan(&o.ID, &o.Name, &at)
+	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at, location_policy FROM orgs WHERE id = ?`, id).Scan(&o.ID, &o.Name, &at, &o.LocationPolicy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Org{}, fmt.Errorf("get org %s: %w", id, store.ErrNotFound)
 	}
@@ -484,7 +488,7 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 
 // ListOrgs lists organisations by id.
 func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at FROM orgs ORDER BY id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at, location_policy FROM orgs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list orgs: %w", err)
 	}
@@ -493,7 +497,7 @@ func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 	for rows.Next() {
 		var o store.Org
 		var at sql.NullInt64
-		if err := rows.Scan(&o.ID, &o.Name, &at); err != nil {
+		if err := rows.Scan(&o.ID, &o.Name, &at, &o.LocationPolicy); err != nil {
 			return nil, fmt.Errorf("list orgs: %w", err)
 		}
 		o.CreatedAt = fromNanos(at)
@@ -526,8 +530,8 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) {
 	var p store.Person
 	var at sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE id = ?`, id).
-		Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity)
+	err := s.r.QueryRowContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE id = ?`, id).
+		Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity, &p.DuressCodeHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Person{}, fmt.Errorf("get person %s: %w", id, store.ErrNotFound)
 	}
@@ -540,7 +544,7 @@ func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) 
 
 // ListPeople lists an organisation's people by id.
 func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity FROM people WHERE org_id = ? ORDER BY id`, orgID)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE org_id = ? ORDER BY id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 	}
@@ -549,7 +553,7 @@ func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, e
 	for rows.Next() {
 		var p store.Person
 		var at sql.NullInt64
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity); err != nil {
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity, &p.DuressCodeHash); err != nil {
 			return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 		}
 		p.CreatedAt = fromNanos(at)

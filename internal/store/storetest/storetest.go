@@ -49,6 +49,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Positions", testPositions},
 		{"Meta", testMeta},
 		{"Concurrent", testConcurrent},
+		{"AlertRaise", testAlertRaise},
+		{"AlertUpdate", testAlertUpdate},
+		{"AlertList", testAlertList},
+		{"AlertConcurrentRaise", testAlertConcurrentRaise},
+		{"Sessions", testSessions},
+		{"SessionPresets", testSessionPresets},
+		{"Geofences", testGeofences},
+		{"LocationPolicyAndDuress", testPolicyAndDuress},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
@@ -198,7 +206,7 @@ func testOrgs(t *testing.T, s store.Store) {
 
 	got, err := s.GetOrg(ctx, "alpha")
 	must(t, err, "get org")
-	if diff := cmp.Diff(store.Org{ID: "alpha", Name: "Org alpha", CreatedAt: at(time.Hour)}, got, opts); diff != "" {
+	if diff := cmp.Diff(store.Org{ID: "alpha", Name: "Org alpha", CreatedAt: at(time.Hour), LocationPolicy: store.LocationOnDuty}, got, opts); diff != "" {
 		t.Errorf("GetOrg (-want +got):\n%s", diff)
 	}
 	_, err = s.GetOrg(ctx, "nope")
