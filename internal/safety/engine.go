@@ -1,0 +1,661 @@
+// Package safety is the lone-worker safety engine: every rule that turns
+// device events and the passage of time into an alert — SOS and duress
+// buttons, timed sessions with check-ins (the "amber alert"), session
+// overrun, low battery, device offline, geofences, and the pre-alert of a
+// fall before it is raised.
+//
+// Decisions are written before they are acted on: an alert exists only
+// once RaiseAlert committed it, with a cause key (the event, or the
+// deadline) that makes a redelivered event, a restart, or a second
+// processor a no-op. All timers live on the server in one deadline
+// scheduler; Load rebuilds them from the store at start, and a deadline
+// that passed while the server was down fires at once.
+//
+// Concurrency: one mutex serialises the engine's decisions (events from
+// the bus consumer, deadlines from Run, and the API's session calls); the
+// work under it is in memory except when a decision is stored.
+//
+// It imports internal/store (record types), internal/alert, internal/event,
+// internal/deadline, internal/geofence and internal/clock. It must not
+// import the bus, drivers, gateways or HTTP: internal/app feeds it.
+package safety
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"vigil/internal/alert"
+	"vigil/internal/clock"
+	"vigil/internal/deadline"
+	"vigil/internal/event"
+	"vigil/internal/store"
+)
+
+// Store is what the engine needs of the store.
+type Store interface {
+	alert.Store
+	RaiseAlert(ctx context.Context, a store.Alert, first store.AlertEntry) (store.Alert, store.RaiseResult, error)
+	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+	ListDevices(ctx context.Context, orgID string) ([]store.Device, error)
+	ListPeople(ctx context.Context, orgID string) ([]store.Person, error)
+	ListOrgs(ctx context.Context) ([]store.Org, error)
+	CreateSession(ctx context.Context, s store.Session) error
+	GetSession(ctx context.Context, id string) (store.Session, error)
+	UpdateSession(ctx context.Context, s store.Session) (store.Session, error)
+	ListSessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error)
+	ListSessionPresets(ctx context.Context, orgID string) ([]store.SessionPreset, error)
+	ListGeofences(ctx context.Context, orgID string) ([]store.GeofenceRecord, error)
+}
+
+// Commander sends a command to a device (e.g. over its MQTT commands
+// topic). Delivery is best effort: a device that is offline misses it, and
+// the server-side timers do not depend on it.
+type Commander interface {
+	Command(ctx context.Context, deviceID string, c Command) error
+}
+
+// Command is what the server tells a device.
+type Command struct {
+	Type      string    `json:"type"` // checkin_reminder, alert_raised, alert_cancelled, pre_alert
+	AlertID   string    `json:"alert_id,omitempty"`
+	SessionID string    `json:"session_id,omitempty"`
+	Due       time.Time `json:"due,omitzero"`
+}
+
+// Config tunes the rules; the zero value uses the defaults.
+type Config struct {
+	// RemindBefore: check-in reminders go this long before the due time;
+	// default 5 min.
+	RemindBefore time.Duration
+	// OfflineAfter: no event from a monitored device (a worker in a
+	// session, a resident) for this long raises device_offline; default
+	// 15 min.
+	OfflineAfter time.Duration
+	// BatteryWarn and BatteryCritical are percentages; defaults 20 and 10.
+	BatteryWarn, BatteryCritical int
+	// SOSCancelWindow: how long after an SOS the wearer may still cancel
+	// it as a false press (the alert is raised at once regardless);
+	// default 60 s.
+	SOSCancelWindow time.Duration
+	// PreAlert is the pending stage of a detected fall or man-down during
+	// which the wearer can cancel before it is raised; default 60 s.
+	PreAlert time.Duration
+	// DeviceCacheTTL: how long the engine trusts what it read about a
+	// device (its person and organisation) before reading it again;
+	// default 1 min.
+	DeviceCacheTTL time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.RemindBefore == 0 {
+		c.RemindBefore = 5 * time.Minute
+	}
+	if c.OfflineAfter <= 0 {
+		c.OfflineAfter = 15 * time.Minute
+	}
+	if c.BatteryWarn <= 0 {
+		c.BatteryWarn = 20
+	}
+	if c.BatteryCritical <= 0 {
+		c.BatteryCritical = 10
+	}
+	if c.SOSCancelWindow == 0 {
+		c.SOSCancelWindow = 60 * time.Second
+	}
+	if c.PreAlert <= 0 {
+		c.PreAlert = 60 * time.Second
+	}
+	if c.DeviceCacheTTL <= 0 {
+		c.DeviceCacheTTL = time.Minute
+	}
+	return c
+}
+
+// timerKind says what a deadline is for.
+type timerKind uint8
+
+const (
+	timerReminder timerKind = iota + 1 // id: session
+	timerMissed                        // id: session
+	timerOverrun                       // id: session
+	timerPending                       // id: alert
+	timerOffline                       // id: device
+)
+
+type timerKey struct {
+	kind timerKind
+	id   string
+}
+
+// devInfo is what the engine keeps per device.
+type devInfo struct {
+	id, org, person string
+	resident        bool
+	disabled        bool
+	readAt          time.Time // when the directory fields were read
+	lastSeen        time.Time // newest device time seen
+	pos             *event.Position
+	posTime         time.Time
+	battery         int // -1 unknown
+	charging        bool
+}
+
+// Engine runs the rules.
+type Engine struct {
+	st   Store
+	svc  *alert.Service
+	cmd  Commander
+	clk  clock.Clock
+	log  *slog.Logger
+	cfg  Config
+	sch  *deadline.Scheduler[timerKey]
+	fenc *fences
+
+	mu       sync.Mutex
+	devices  map[string]*devInfo
+	sessions map[string]*store.Session // active sessions by id
+	byPerson map[string]string         // person id → active session id
+}
+
+// New returns an engine. cmd may be nil (no device commands).
+func New(st Store, cmd Commander, clk clock.Clock, log *slog.Logger, cfg Config) *Engine {
+	return &Engine{
+		st: st, svc: alert.NewService(st, clk), cmd: cmd, clk: clk, log: log, cfg: cfg.withDefaults(),
+		sch:      deadline.New[timerKey](deadline.Config{}),
+		fenc:     newFences(),
+		devices:  make(map[string]*devInfo),
+		sessions: make(map[string]*store.Session),
+		byPerson: make(map[string]string),
+	}
+}
+
+// Alerts is the lifecycle service the API uses.
+func (e *Engine) Alerts() *alert.Service { return e.svc }
+
+// Load rebuilds the engine's state from the store: devices, active
+// sessions and their deadlines, pending pre-alerts, geofences, and
+// offline watches. Call it before Run and before feeding events.
+func (e *Engine) Load(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clk.Now()
+	orgs, err := e.st.ListOrgs(ctx)
+	if err != nil {
+		return fmt.Errorf("load safety state: %w", err)
+	}
+	residents := make(map[string]bool)
+	for _, o := range orgs {
+		people, err := e.st.ListPeople(ctx, o.ID)
+		if err != nil {
+			return fmt.Errorf("load safety state: %w", err)
+		}
+		for _, p := range people {
+			if p.Kind == store.PersonResident {
+				residents[p.ID] = true
+			}
+		}
+		if err := e.loadFences(ctx, o.ID); err != nil {
+			return fmt.Errorf("load safety state: %w", err)
+		}
+	}
+	devs, err := e.st.ListDevices(ctx, "")
+	if err != nil {
+		return fmt.Errorf("load safety state: %w", err)
+	}
+	var items []deadline.Item[timerKey]
+	for _, d := range devs {
+		info := e.fromDevice(d, residents[d.PersonID], now)
+		e.devices[d.ID] = info
+	}
+	sessions, err := e.st.ListSessions(ctx, store.SessionFilter{ActiveOnly: true})
+	if err != nil {
+		return fmt.Errorf("load safety state: %w", err)
+	}
+	for i := range sessions {
+		s := sessions[i]
+		e.sessions[s.ID] = &s
+		e.byPerson[s.PersonID] = s.ID
+		items = append(items, e.sessionItems(&s)...)
+	}
+	for _, d := range e.devices {
+		if at, ok := e.offlineDeadline(d); ok {
+			items = append(items, deadline.Item[timerKey]{Key: timerKey{timerOffline, d.id}, At: at})
+		}
+	}
+	pending, err := e.st.ListAlerts(ctx, store.AlertFilter{States: []store.AlertState{store.AlertPending}, Limit: 1000})
+	if err != nil {
+		return fmt.Errorf("load safety state: %w", err)
+	}
+	for _, a := range pending {
+		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerPending, a.ID}, At: a.PendingUntil})
+	}
+	e.sch.Load(items)
+	e.log.Info("safety engine loaded", "sessions", len(sessions), "devices", len(devs), "pending_alerts", len(pending), "timers", e.sch.Len())
+	return nil
+}
+
+func (e *Engine) fromDevice(d store.Device, resident bool, now time.Time) *devInfo {
+	info := &devInfo{id: d.ID, org: d.OrgID, person: d.PersonID, resident: resident, disabled: !d.DisabledAt.IsZero(),
+		readAt: now, battery: -1}
+	if old, ok := e.devices[d.ID]; ok {
+		info.lastSeen, info.pos, info.posTime, info.battery, info.charging = old.lastSeen, old.pos, old.posTime, old.battery, old.charging
+	}
+	if d.State.LastSeen.After(info.lastSeen) {
+		info.lastSeen = d.State.LastSeen
+	}
+	if d.State.LastPosition != nil && d.State.PositionTime.After(info.posTime) {
+		p := *d.State.LastPosition
+		info.pos, info.posTime = &p, d.State.PositionTime
+	}
+	if d.State.Battery != nil && info.battery < 0 {
+		info.battery, info.charging = *d.State.Battery, d.State.Charging
+	}
+	return info
+}
+
+// Run fires deadlines until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	e.sch.Run(ctx, func(due []deadline.Item[timerKey]) {
+		for _, it := range due {
+			if err := e.fire(ctx, it); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				// The decision was not stored: try again shortly rather
+				// than lose it.
+				e.log.Error("safety deadline failed; retrying", "kind", int(it.Key.kind), "err", err)
+				e.sch.Set(it.Key, e.clk.Now().Add(5*time.Second))
+			}
+		}
+	})
+}
+
+// Timers returns how many deadlines are pending (a metric).
+func (e *Engine) Timers() int { return e.sch.Len() }
+
+func (e *Engine) fire(ctx context.Context, it deadline.Item[timerKey]) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch it.Key.kind {
+	case timerReminder:
+		if s := e.sessions[it.Key.id]; s != nil {
+			d := SessionDeadlines(*s, e.cfg.RemindBefore)
+			e.command(ctx, s.DeviceID, Command{Type: "checkin_reminder", SessionID: s.ID, Due: d.CheckinDue})
+		}
+	case timerMissed:
+		s := e.sessions[it.Key.id]
+		if s == nil {
+			return nil
+		}
+		d := SessionDeadlines(*s, e.cfg.RemindBefore)
+		if d.Missed.IsZero() || e.clk.Now().Before(d.Missed) {
+			e.schedule(s) // moved meanwhile
+			return nil
+		}
+		return e.raise(ctx, alertSpec{kind: alert.KindMissedCheckin, dedup: "missed_checkin:" + s.ID,
+			cause: fmt.Sprintf("missed:%s:%d", s.ID, d.CheckinDue.UnixNano()), causeTime: d.Missed,
+			session: s, person: s.PersonID, org: s.OrgID, device: e.sessionDevice(s),
+			detail: "check-in due " + d.CheckinDue.UTC().Format(time.RFC3339) + " not received", actor: "engine"})
+	case timerOverrun:
+		s := e.sessions[it.Key.id]
+		if s == nil {
+			return nil
+		}
+		d := SessionDeadlines(*s, e.cfg.RemindBefore)
+		if e.clk.Now().Before(d.Overrun) {
+			e.schedule(s)
+			return nil
+		}
+		return e.raise(ctx, alertSpec{kind: alert.KindSessionOverrun, dedup: "session_overrun:" + s.ID,
+			cause: fmt.Sprintf("overrun:%s:%d", s.ID, s.ExpectedEnd.UnixNano()), causeTime: d.Overrun,
+			session: s, person: s.PersonID, org: s.OrgID, device: e.sessionDevice(s),
+			detail: "session expected to end " + s.ExpectedEnd.UTC().Format(time.RFC3339), actor: "engine"})
+	case timerPending:
+		a, err := e.svc.Escalate(ctx, it.Key.id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil && a.State == store.AlertRaised {
+			e.command(ctx, a.DeviceID, Command{Type: "alert_raised", AlertID: a.ID})
+		}
+	case timerOffline:
+		d := e.devices[it.Key.id]
+		if d == nil {
+			return nil
+		}
+		at, ok := e.offlineDeadline(d)
+		if !ok {
+			return nil
+		}
+		if e.clk.Now().Before(at) {
+			e.sch.Set(it.Key, at)
+			return nil
+		}
+		s := e.activeSession(d.person)
+		detail := "no event since " + d.lastSeen.UTC().Format(time.RFC3339)
+		return e.raise(ctx, alertSpec{kind: alert.KindDeviceOffline, dedup: "device_offline:" + d.id,
+			cause: fmt.Sprintf("offline:%s:%d", d.id, d.lastSeen.UnixNano()), causeTime: at,
+			session: s, person: d.person, org: d.org, device: d, detail: detail, actor: "engine"})
+	}
+	return nil
+}
+
+// --- events -----------------------------------------------------------------
+
+// HandleEvents applies a batch of events. Each device's events are taken
+// in device-time order (store-and-forward batches arrive late and
+// shuffled). An error means a decision could not be stored: the caller
+// must redeliver the batch; what was already decided is not decided again.
+func (e *Engine) HandleEvents(ctx context.Context, evs []event.Event) error {
+	// Group by device in order of first appearance, each device's events
+	// by device time.
+	first := make(map[string]int, 8)
+	order := make([]int, len(evs))
+	for i := range evs {
+		order[i] = i
+		if _, ok := first[evs[i].DeviceID]; !ok {
+			first[evs[i].DeviceID] = i
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if c := first[evs[a].DeviceID] - first[evs[b].DeviceID]; c != 0 {
+			return c
+		}
+		return evs[a].DeviceTime.Compare(evs[b].DeviceTime)
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, i := range order {
+		if err := e.handle(ctx, &evs[i]); err != nil {
+			return fmt.Errorf("safety: event %s: %w", evs[i].Key(), err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) device(ctx context.Context, id string) (*devInfo, error) {
+	now := e.clk.Now()
+	d := e.devices[id]
+	if d != nil && now.Sub(d.readAt) < e.cfg.DeviceCacheTTL {
+		return d, nil
+	}
+	sd, err := e.st.GetDevice(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resident := false
+	if sd.PersonID != "" {
+		p, err := e.st.GetPerson(ctx, sd.PersonID)
+		if err != nil {
+			return nil, err
+		}
+		resident = p.Kind == store.PersonResident
+	}
+	d = e.fromDevice(sd, resident, now)
+	e.devices[id] = d
+	return d, nil
+}
+
+func (e *Engine) handle(ctx context.Context, ev *event.Event) error {
+	d, err := e.device(ctx, ev.DeviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted since: nothing to decide
+	}
+	if err != nil {
+		return err
+	}
+	if ev.DeviceTime.After(d.lastSeen) {
+		d.lastSeen = ev.DeviceTime
+	}
+	if at, ok := e.offlineDeadline(d); ok {
+		e.sch.Set(timerKey{timerOffline, d.id}, at)
+	}
+	switch ev.Type {
+	case event.TypePosition:
+		if ev.DeviceTime.After(d.posTime) || d.pos == nil {
+			p := *ev.Position
+			d.pos, d.posTime = &p, ev.DeviceTime
+		}
+		return e.checkFences(ctx, d, ev)
+	case event.TypeBattery:
+		if !ev.Late || d.battery < 0 {
+			d.battery, d.charging = ev.Battery.Percent, ev.Battery.Charging
+		}
+		return e.checkBattery(ctx, d, ev)
+	case event.TypeButton:
+		return e.button(ctx, d, ev)
+	case event.TypeFall:
+		return e.fall(ctx, d, ev)
+	}
+	return nil
+}
+
+func (e *Engine) monitored(d *devInfo) bool {
+	return d.person != "" && !d.disabled && (d.resident || e.byPerson[d.person] != "")
+}
+
+// offlineDeadline is when a monitored device counts as offline: silence
+// is measured from its last event, or from the start of the session if
+// that is later (a session started on a device quiet for an hour gets the
+// full time). A device never heard from is not watched.
+func (e *Engine) offlineDeadline(d *devInfo) (time.Time, bool) {
+	if !e.monitored(d) || d.lastSeen.IsZero() {
+		return time.Time{}, false
+	}
+	base := d.lastSeen
+	if s := e.activeSession(d.person); s != nil {
+		if s.DeviceID != "" && s.DeviceID != d.id && !d.resident {
+			return time.Time{}, false // the session is on another device
+		}
+		if s.StartedAt.After(base) {
+			base = s.StartedAt
+		}
+	}
+	return base.Add(e.cfg.OfflineAfter), true
+}
+
+func (e *Engine) activeSession(person string) *store.Session {
+	if person == "" {
+		return nil
+	}
+	return e.sessions[e.byPerson[person]]
+}
+
+func (e *Engine) sessionDevice(s *store.Session) *devInfo {
+	if s.DeviceID != "" {
+		if d := e.devices[s.DeviceID]; d != nil {
+			return d
+		}
+	}
+	// The person's most recently seen device.
+	var best *devInfo
+	for _, d := range e.devices {
+		if d.person == s.PersonID && (best == nil || d.lastSeen.After(best.lastSeen)) {
+			best = d
+		}
+	}
+	return best
+}
+
+func eventCause(ev *event.Event) string { return "ev:" + ev.Key() }
+
+func (e *Engine) button(ctx context.Context, d *devInfo, ev *event.Event) error {
+	s := e.activeSession(d.person)
+	actor := "device:" + d.id
+	switch ev.Button.Kind {
+	case event.ButtonSOS:
+		return e.raise(ctx, alertSpec{kind: alert.KindSOS, dedup: "sos:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
+			session: s, person: d.person, org: d.org, device: d, ev: ev, actor: actor, detail: "SOS button",
+			cancelWindow: e.cfg.SOSCancelWindow})
+	case event.ButtonDuress:
+		return e.raise(ctx, alertSpec{kind: alert.KindDuress, dedup: "duress:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
+			session: s, person: d.person, org: d.org, device: d, ev: ev, actor: actor, detail: "duress button", duress: true})
+	case event.ButtonCheckIn:
+		if s == nil {
+			return nil
+		}
+		_, err := e.checkIn(ctx, s, ev.DeviceTime, actor)
+		return err
+	case event.ButtonCancel:
+		return e.deviceCancel(ctx, d, ev)
+	}
+	return nil
+}
+
+// deviceCancel applies a cancel press to the device's newest cancellable
+// alert; with the duress code and nothing to cancel, it raises a silent
+// duress alarm.
+func (e *Engine) deviceCancel(ctx context.Context, d *devInfo, ev *event.Event) error {
+	open, err := e.st.ListAlerts(ctx, store.AlertFilter{OrgID: d.org, States: []store.AlertState{store.AlertPending, store.AlertRaised}, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	actor := "device:" + d.id
+	for _, a := range open {
+		if a.DeviceID != d.id || (!alert.CanCancel(a, ev.ReceivedAt) && !a.Duress) {
+			continue
+		}
+		v, err := e.svc.Cancel(ctx, a.ID, actor, ev.Button.Code)
+		if err != nil && !errors.Is(err, alert.ErrIllegal) {
+			return err
+		}
+		if err == nil {
+			e.command(ctx, d.id, Command{Type: "alert_cancelled", AlertID: v.ID})
+			e.sch.Cancel(timerKey{timerPending, a.ID})
+		}
+		return nil
+	}
+	if ev.Button.Code != "" && d.person != "" {
+		p, err := e.st.GetPerson(ctx, d.person)
+		if err != nil {
+			return err
+		}
+		if len(p.DuressCodeHash) > 0 && subtle.ConstantTimeCompare(p.DuressCodeHash, store.DuressHash(p.ID, ev.Button.Code)) == 1 {
+			return e.raise(ctx, alertSpec{kind: alert.KindDuress, dedup: "duress:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
+				session: e.activeSession(d.person), person: d.person, org: d.org, device: d, ev: ev, actor: actor,
+				detail: "duress code given with a cancel", duress: true})
+		}
+	}
+	return nil
+}
+
+func (e *Engine) fall(ctx context.Context, d *devInfo, ev *event.Event) error {
+	detail := "fall detected by the device"
+	if ev.Source == event.SourceDetector {
+		detail = "fall detected by the server's detector"
+	}
+	return e.raise(ctx, alertSpec{kind: alert.KindFall, dedup: "fall:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
+		session: e.activeSession(d.person), person: d.person, org: d.org, device: d, ev: ev, actor: "device:" + d.id,
+		detail: detail, preAlert: e.cfg.PreAlert})
+}
+
+func (e *Engine) checkBattery(ctx context.Context, d *devInfo, ev *event.Event) error {
+	b := ev.Battery
+	if b.Charging || b.Percent > e.cfg.BatteryWarn || !e.monitored(d) {
+		return nil
+	}
+	sev := alert.SeverityWarning
+	if b.Percent <= e.cfg.BatteryCritical {
+		sev = alert.SeverityHigh
+	}
+	return e.raise(ctx, alertSpec{kind: alert.KindLowBattery, severity: sev, dedup: "low_battery:" + d.id, cause: eventCause(ev),
+		causeTime: ev.DeviceTime, session: e.activeSession(d.person), person: d.person, org: d.org, device: d, ev: ev,
+		actor: "device:" + d.id, detail: fmt.Sprintf("battery at %d%%", b.Percent)})
+}
+
+// --- raising ----------------------------------------------------------------
+
+type alertSpec struct {
+	kind, severity, dedup, cause string
+	causeTime                    time.Time
+	session                      *store.Session
+	person, org                  string
+	device                       *devInfo
+	ev                           *event.Event
+	actor, detail                string
+	cancelWindow, preAlert       time.Duration
+	duress                       bool
+}
+
+// raise stores a decision, then acts on it (device command, pre-alert
+// timer). The store's cause key makes it idempotent.
+func (e *Engine) raise(ctx context.Context, sp alertSpec) error {
+	now := e.clk.Now().UTC()
+	sev := sp.severity
+	if sev == "" {
+		sev, _ = alert.Severity(sp.kind)
+	}
+	a := store.Alert{ID: NewID("a"), OrgID: sp.org, PersonID: sp.person, Kind: sp.kind, Severity: sev,
+		State: store.AlertRaised, DedupKey: sp.dedup, RaisedAt: now, CauseTime: sp.causeTime, Detail: sp.detail, Duress: sp.duress}
+	if sp.session != nil {
+		a.SessionID, a.Note = sp.session.ID, sp.session.Note
+	}
+	if sp.device != nil {
+		a.DeviceID = sp.device.id
+		if sp.device.pos != nil {
+			p := *sp.device.pos
+			a.Position, a.PositionTime = &p, sp.device.posTime
+		}
+	}
+	if sp.ev != nil {
+		a.Late = sp.ev.Late
+		if sp.ev.Position != nil {
+			p := *sp.ev.Position
+			a.Position, a.PositionTime = &p, sp.ev.DeviceTime
+		}
+	}
+	if sp.cancelWindow > 0 {
+		a.CancelUntil = now.Add(sp.cancelWindow)
+	}
+	action := alert.ActionRaised
+	if sp.preAlert > 0 && !a.Late {
+		// A late fall (store-and-forward) is past any cancel window: raise it.
+		a.State, a.PendingUntil, action = store.AlertPending, now.Add(sp.preAlert), alert.ActionPreAlert
+	}
+	first := store.AlertEntry{At: now, Actor: sp.actor, Action: action, Detail: sp.detail, Cause: sp.cause}
+	got, res, err := e.st.RaiseAlert(ctx, a, first)
+	if err != nil {
+		return err
+	}
+	switch res {
+	case store.RaiseNew:
+		e.log.Info("alert raised", "alert_id", got.ID, "kind", got.Kind, "state", string(got.State), "org_id", got.OrgID, "late", got.Late)
+		if got.State == store.AlertPending {
+			e.sch.Set(timerKey{timerPending, got.ID}, got.PendingUntil)
+			e.command(ctx, got.DeviceID, Command{Type: "pre_alert", AlertID: got.ID, Due: got.PendingUntil})
+		} else if !got.Duress {
+			e.command(ctx, got.DeviceID, Command{Type: "alert_raised", AlertID: got.ID})
+		}
+	case store.RaiseJoined:
+		e.log.Debug("alert repeated", "alert_id", got.ID, "kind", got.Kind)
+	}
+	return nil
+}
+
+func (e *Engine) command(ctx context.Context, deviceID string, c Command) {
+	if e.cmd == nil || deviceID == "" {
+		return
+	}
+	if err := e.cmd.Command(ctx, deviceID, c); err != nil {
+		e.log.Debug("device command not sent", "device_id", deviceID, "type", c.Type, "err", err)
+	}
+}
+
+// NewID returns a new random id with a one-letter prefix ("a" alerts, "s"
+// sessions, "g" geofences): the prefix and 16 base32 characters.
+func NewID(prefix string) string {
+	var b [10]byte
+	rand.Read(b[:])
+	return prefix + idEnc.EncodeToString(b[:])
+}
+
+var idEnc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

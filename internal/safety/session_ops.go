@@ -1,0 +1,340 @@
+package safety
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"vigil/internal/alert"
+	"vigil/internal/deadline"
+	"vigil/internal/store"
+)
+
+// Errors the API maps to 4xx.
+var (
+	// ErrInvalid wraps every refused request; the message names the field.
+	ErrInvalid = errors.New("safety: invalid request")
+	// ErrActiveSession: the person already has an active session.
+	ErrActiveSession = errors.New("safety: the person already has an active session")
+	// ErrSessionEnded: the session is no longer active.
+	ErrSessionEnded = errors.New("safety: the session has ended")
+)
+
+func invalid(field, msg string) error { return fmt.Errorf("%w: %s: %s", ErrInvalid, field, msg) }
+
+// Limits on session requests.
+const (
+	MaxSessionLength = 24 * time.Hour
+	MinCheckin       = time.Minute
+	MaxGrace         = 2 * time.Hour
+	MaxNoteBytes     = 2000
+)
+
+// StartRequest starts a session. Either Preset or Duration (with the
+// optional CheckinInterval and Grace) says how long it runs.
+type StartRequest struct {
+	OrgID, PersonID string
+	DeviceID        string // optional: the device that started it
+	Preset          string
+	Duration        time.Duration
+	CheckinInterval time.Duration
+	Grace           time.Duration
+	Note            string
+	By              string // "device:<id>", "api", "user:<id>"
+}
+
+// StartResult is a started session and any warnings for the worker and
+// supervisor (e.g. a low battery).
+type StartResult struct {
+	Session  store.Session
+	Warnings []string
+}
+
+// Presets returns an organisation's session presets, or the defaults.
+func (e *Engine) Presets(ctx context.Context, orgID string) ([]Preset, error) {
+	ps, err := e.st.ListSessionPresets(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 {
+		return DefaultPresets(), nil
+	}
+	out := make([]Preset, len(ps))
+	for i, p := range ps {
+		out[i] = Preset{Name: p.Name, Duration: p.Duration, CheckinInterval: p.CheckinInterval, Grace: p.Grace}
+	}
+	return out, nil
+}
+
+// StartSession starts a timed session for a worker.
+func (e *Engine) StartSession(ctx context.Context, r StartRequest) (StartResult, error) {
+	if r.PersonID == "" {
+		return StartResult{}, invalid("person_id", "required")
+	}
+	p, err := e.st.GetPerson(ctx, r.PersonID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return StartResult{}, invalid("person_id", "no such person")
+		}
+		return StartResult{}, err
+	}
+	if r.OrgID != "" && p.OrgID != r.OrgID {
+		return StartResult{}, invalid("person_id", "no such person")
+	}
+	if r.Preset != "" {
+		presets, err := e.Presets(ctx, p.OrgID)
+		if err != nil {
+			return StartResult{}, err
+		}
+		found := false
+		for _, ps := range presets {
+			if ps.Name == r.Preset {
+				found = true
+				if r.Duration == 0 {
+					r.Duration = ps.Duration
+				}
+				if r.CheckinInterval == 0 {
+					r.CheckinInterval = ps.CheckinInterval
+				}
+				if r.Grace == 0 {
+					r.Grace = ps.Grace
+				}
+			}
+		}
+		if !found {
+			return StartResult{}, invalid("preset", "no such preset")
+		}
+	}
+	switch {
+	case r.Duration <= 0:
+		return StartResult{}, invalid("duration", "required (or a preset) and positive")
+	case r.Duration > MaxSessionLength:
+		return StartResult{}, invalid("duration", "at most 24h")
+	case r.CheckinInterval < 0 || (r.CheckinInterval > 0 && r.CheckinInterval < MinCheckin):
+		return StartResult{}, invalid("checkin_interval", "0 (none) or at least 1m")
+	case r.Grace < 0 || r.Grace > MaxGrace:
+		return StartResult{}, invalid("grace", "between 0 and 2h")
+	case len(r.Note) > MaxNoteBytes || !utf8.ValidString(r.Note):
+		return StartResult{}, invalid("note", "at most 2000 bytes of UTF-8")
+	}
+	if r.DeviceID != "" {
+		d, err := e.st.GetDevice(ctx, r.DeviceID)
+		if err != nil || d.PersonID != p.ID {
+			return StartResult{}, invalid("device_id", "not a device of this person")
+		}
+	}
+	now := e.clk.Now().UTC()
+	s := store.Session{ID: NewID("s"), OrgID: p.OrgID, PersonID: p.ID, DeviceID: r.DeviceID, Preset: r.Preset,
+		Note: strings.TrimSpace(r.Note), StartedAt: now, ExpectedEnd: now.Add(r.Duration),
+		CheckinInterval: r.CheckinInterval, Grace: r.Grace, LastCheckin: now}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.st.CreateSession(ctx, s); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return StartResult{}, ErrActiveSession
+		}
+		return StartResult{}, err
+	}
+	s.State, s.Version = store.SessionActive, 1
+	e.sessions[s.ID] = &s
+	e.byPerson[s.PersonID] = s.ID
+	e.schedule(&s)
+	res := StartResult{Session: s}
+	// Devices of this person are monitored now: watch them for going
+	// offline, and warn about a low battery.
+	for _, d := range e.devices {
+		if d.person != s.PersonID {
+			continue
+		}
+		if at, ok := e.offlineDeadline(d); ok {
+			e.sch.Set(timerKey{timerOffline, d.id}, at)
+		}
+		if d.battery >= 0 && d.battery <= e.cfg.BatteryWarn && !d.charging {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("device %s battery at %d%%", d.id, d.battery))
+			err := e.raise(ctx, alertSpec{kind: alert.KindLowBattery, dedup: "low_battery:" + d.id,
+				cause: "session-battery:" + s.ID + ":" + d.id, causeTime: now, session: &s, person: s.PersonID, org: s.OrgID,
+				device: d, actor: "engine", detail: fmt.Sprintf("session started with battery at %d%%", d.battery)})
+			if err != nil {
+				e.log.Error("low battery warning not stored", "session_id", s.ID, "err", err)
+			}
+		}
+	}
+	e.log.Info("session started", "session_id", s.ID, "org_id", s.OrgID)
+	return res, nil
+}
+
+// sessionItems are an active session's deadlines for the scheduler.
+func (e *Engine) sessionItems(s *store.Session) []deadline.Item[timerKey] {
+	d := SessionDeadlines(*s, e.cfg.RemindBefore)
+	items := []deadline.Item[timerKey]{{Key: timerKey{timerOverrun, s.ID}, At: d.Overrun}}
+	if !d.Missed.IsZero() {
+		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerMissed, s.ID}, At: d.Missed})
+	}
+	if !d.Reminder.IsZero() && d.Reminder.After(e.clk.Now()) {
+		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerReminder, s.ID}, At: d.Reminder})
+	}
+	return items
+}
+
+// schedule (re)sets a session's deadlines; the caller holds mu.
+func (e *Engine) schedule(s *store.Session) {
+	e.sch.Cancel(timerKey{timerReminder, s.ID})
+	e.sch.Cancel(timerKey{timerMissed, s.ID})
+	for _, it := range e.sessionItems(s) {
+		e.sch.Set(it.Key, it.At)
+	}
+}
+
+// unschedule drops an ended session's deadlines; the caller holds mu.
+func (e *Engine) unschedule(id string) {
+	for _, k := range []timerKind{timerReminder, timerMissed, timerOverrun} {
+		e.sch.Cancel(timerKey{k, id})
+	}
+}
+
+// update writes a session change decided by f, retrying when the store
+// changed meanwhile (another instance); the caller holds mu.
+func (e *Engine) update(ctx context.Context, id string, f func(s *store.Session) error) (store.Session, error) {
+	for attempt := 0; ; attempt++ {
+		cur, ok := e.sessions[id]
+		var s store.Session
+		if ok && attempt == 0 {
+			s = *cur
+		} else {
+			got, err := e.st.GetSession(ctx, id)
+			if err != nil {
+				return store.Session{}, err
+			}
+			s = got
+		}
+		if s.State != store.SessionActive {
+			e.forget(id)
+			return s, ErrSessionEnded
+		}
+		if err := f(&s); err != nil {
+			return s, err
+		}
+		got, err := e.st.UpdateSession(ctx, s)
+		if errors.Is(err, store.ErrConflict) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return store.Session{}, err
+		}
+		if got.State == store.SessionActive {
+			e.sessions[id] = &got
+			e.byPerson[got.PersonID] = id
+			e.schedule(&got)
+		} else {
+			e.forget(id)
+		}
+		return got, nil
+	}
+}
+
+func (e *Engine) forget(id string) {
+	if s, ok := e.sessions[id]; ok {
+		if e.byPerson[s.PersonID] == id {
+			delete(e.byPerson, s.PersonID)
+		}
+		delete(e.sessions, id)
+	}
+	e.unschedule(id)
+}
+
+// checkIn records a check-in at device or server time at; the caller
+// holds mu. A check-in that answers an open missed_checkin alert is added
+// to its timeline (nothing resolves by itself).
+func (e *Engine) checkIn(ctx context.Context, s *store.Session, at time.Time, by string) (store.Session, error) {
+	got, err := e.update(ctx, s.ID, func(s *store.Session) error {
+		if at.After(s.LastCheckin) {
+			s.LastCheckin = at
+		}
+		return nil
+	})
+	if err != nil {
+		return got, err
+	}
+	open, err := e.st.ListAlerts(ctx, store.AlertFilter{PersonID: got.PersonID, Kind: alert.KindMissedCheckin,
+		States: []store.AlertState{store.AlertRaised, store.AlertAcknowledged}, Limit: 10})
+	if err != nil {
+		return got, err
+	}
+	for _, a := range open {
+		if a.SessionID == got.ID {
+			_, err := e.st.AddAlertEntry(ctx, a.ID, store.AlertEntry{At: e.clk.Now().UTC(), Actor: by, Action: "checked_in",
+				Detail: "worker checked in at " + at.UTC().Format(time.RFC3339),
+				Cause:  fmt.Sprintf("checkin:%s:%d", got.ID, at.UnixNano())})
+			if err != nil {
+				return got, err
+			}
+		}
+	}
+	return got, nil
+}
+
+// CheckIn records a check-in from the API or the worker app.
+func (e *Engine) CheckIn(ctx context.Context, sessionID, by string) (store.Session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, err := e.sessionFor(ctx, sessionID)
+	if err != nil {
+		return store.Session{}, err
+	}
+	return e.checkIn(ctx, &s, e.clk.Now().UTC(), by)
+}
+
+// Extend moves a session's expected end to end (later than now).
+func (e *Engine) Extend(ctx context.Context, sessionID string, end time.Time, by string) (store.Session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clk.Now()
+	return e.update(ctx, sessionID, func(s *store.Session) error {
+		switch {
+		case !end.After(now):
+			return invalid("expected_end", "must be in the future")
+		case end.Sub(s.StartedAt) > MaxSessionLength:
+			return invalid("expected_end", "a session lasts at most 24h")
+		}
+		s.ExpectedEnd = end.UTC()
+		return nil
+	})
+}
+
+// End ends a session.
+func (e *Engine) End(ctx context.Context, sessionID, by string) (store.Session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clk.Now().UTC()
+	s, err := e.update(ctx, sessionID, func(s *store.Session) error {
+		s.State, s.EndedAt, s.EndedBy = store.SessionEnded, now, by
+		return nil
+	})
+	if err != nil {
+		return s, err
+	}
+	for _, d := range e.devices {
+		if d.person == s.PersonID && !e.monitored(d) {
+			e.sch.Cancel(timerKey{timerOffline, d.id})
+		}
+	}
+	e.log.Info("session ended", "session_id", s.ID, "org_id", s.OrgID)
+	return s, nil
+}
+
+func (e *Engine) sessionFor(ctx context.Context, id string) (store.Session, error) {
+	if s, ok := e.sessions[id]; ok {
+		return *s, nil
+	}
+	s, err := e.st.GetSession(ctx, id)
+	if err != nil {
+		return store.Session{}, err
+	}
+	if s.State != store.SessionActive {
+		return s, ErrSessionEnded
+	}
+	return s, nil
+}
