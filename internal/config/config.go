@@ -48,12 +48,14 @@ type Config struct {
 	// AutoMigrate applies pending schema migrations at start-up.
 	AutoMigrate bool
 
-	NATS  NATSConfig
-	MQTT  MQTTConfig
-	HTTPS HTTPSConfig
-	Admin AdminConfig
-	TLS   TLSConfig
-	Log   LogConfig
+	NATS   NATSConfig
+	MQTT   MQTTConfig
+	HTTPS  HTTPSConfig
+	Admin  AdminConfig
+	API    APIConfig
+	Safety SafetyConfig
+	TLS    TLSConfig
+	Log    LogConfig
 }
 
 // NATSConfig is the event bus.
@@ -96,6 +98,24 @@ type AdminConfig struct {
 	AllowPublic bool
 }
 
+// APIConfig is the JSON API for sessions, alerts and zones. Until console
+// users, MFA and roles exist it has no authentication, so it may listen
+// only on loopback unless DevUnauthenticatedPublic says otherwise.
+type APIConfig struct {
+	Listen                   string // "" disables it
+	DevUnauthenticatedPublic bool
+}
+
+// SafetyConfig tunes the safety rules.
+type SafetyConfig struct {
+	OfflineAfter    time.Duration
+	RemindBefore    time.Duration
+	SOSCancelWindow time.Duration
+	PreAlert        time.Duration
+	BatteryWarn     int
+	BatteryCritical int
+}
+
 // TLSConfig selects the server certificate. With CertFile and KeyFile
 // empty, the server runs its own CA and issues its own certificate for
 // localhost, the machine's hostname and Hosts.
@@ -125,7 +145,16 @@ func Default() Config {
 		},
 		HTTPS: HTTPSConfig{Listen: ":8443"},
 		Admin: AdminConfig{Listen: "127.0.0.1:9090"},
-		Log:   LogConfig{Level: "info", Format: "text"},
+		API:   APIConfig{Listen: "127.0.0.1:8444"},
+		Safety: SafetyConfig{
+			OfflineAfter:    15 * time.Minute,
+			RemindBefore:    5 * time.Minute,
+			SOSCancelWindow: time.Minute,
+			PreAlert:        time.Minute,
+			BatteryWarn:     20,
+			BatteryCritical: 10,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -237,6 +266,30 @@ func (c Config) Validate() error {
 				"use 127.0.0.1:PORT or a unix socket, or set admin.allow_public = true (--admin-allow-public, VIGIL_ADMIN_ALLOW_PUBLIC=true) to expose it deliberately",
 				c.Admin.Listen)
 		}
+	}
+	if c.API.Listen != "" {
+		if err := checkListen(c.API.Listen, false); err != nil {
+			bad("api.listen", "%v", err)
+		} else if !isLoopback(c.API.Listen) && !c.API.DevUnauthenticatedPublic {
+			bad("api.listen", "%q is not a loopback address; the JSON API has no user authentication yet, so it may listen only on loopback "+
+				"(set api.dev_unauthenticated_public = true, --api-dev-unauthenticated-public, for a development setup only)", c.API.Listen)
+		}
+	}
+	sf := c.Safety
+	if sf.OfflineAfter < time.Minute || sf.OfflineAfter > 24*time.Hour {
+		bad("safety.offline_after", "%s: want 1m to 24h", sf.OfflineAfter)
+	}
+	if sf.RemindBefore < 0 || sf.RemindBefore > time.Hour {
+		bad("safety.remind_before", "%s: want 0 to 1h", sf.RemindBefore)
+	}
+	if sf.SOSCancelWindow < 0 || sf.SOSCancelWindow > 10*time.Minute {
+		bad("safety.sos_cancel_window", "%s: want 0 to 10m", sf.SOSCancelWindow)
+	}
+	if sf.PreAlert < 5*time.Second || sf.PreAlert > 5*time.Minute {
+		bad("safety.pre_alert", "%s: want 5s to 5m", sf.PreAlert)
+	}
+	if sf.BatteryCritical < 1 || sf.BatteryWarn > 99 || sf.BatteryCritical > sf.BatteryWarn {
+		bad("safety.battery_warn", "warn %d%% and critical %d%%: want 1 <= critical <= warn <= 99", sf.BatteryWarn, sf.BatteryCritical)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls.cert_file", "tls.cert_file (--tls-cert) and tls.key_file (--tls-key) must be set together, or both left empty for a self-managed CA")
@@ -362,6 +415,8 @@ func (c Config) Dump(w io.Writer) error {
 			v = *p
 		case *[]string:
 			v = append([]string{}, *p...)
+		case *time.Duration:
+			v = p.String()
 		}
 		m := root
 		parts := strings.Split(o.key, ".")

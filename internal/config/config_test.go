@@ -1,6 +1,8 @@
 package config
 
 import (
+	"time"
+
 	"bytes"
 	"errors"
 	"flag"
@@ -52,6 +54,9 @@ func TestGoodFile(t *testing.T) {
 		MQTT:  MQTTConfig{Listen: "0.0.0.0:8883", MaxPacketBytes: 65536, MaxConnections: 5000, ReceiveMaximum: 32},
 		HTTPS: HTTPSConfig{Listen: "[::]:443"},
 		Admin: AdminConfig{Listen: "unix:/run/vigil/admin.sock"},
+		API:   APIConfig{Listen: "0.0.0.0:8444", DevUnauthenticatedPublic: true},
+		Safety: SafetyConfig{OfflineAfter: 20 * time.Minute, RemindBefore: 10 * time.Minute, SOSCancelWindow: 30 * time.Second,
+			PreAlert: 45 * time.Second, BatteryWarn: 25, BatteryCritical: 5},
 		TLS: TLSConfig{
 			CertFile: "/etc/vigil/server.crt",
 			KeyFile:  "/etc/vigil/server.key",
@@ -94,6 +99,9 @@ func TestFiles(t *testing.T) {
 		{"bad_ranges.toml", []string{"mqtt.listen", "bad port", "mqtt.max_packet_bytes", "mqtt.max_connections", "mqtt.receive_maximum"}},
 		{"store_and_store_file.toml", []string{"store and config file testdata/store_and_store_file.toml: store_file are both set"}},
 		{"bad_empty_secret_file.toml", []string{"store_file", "is empty"}},
+		{"bad_api_public.toml", []string{"api.listen", `"0.0.0.0:8444"`, "--api-dev-unauthenticated-public"}},
+		{"bad_safety.toml", []string{"safety.pre_alert", `"soon": want a duration`}},
+		{"bad_safety_ranges.toml", []string{"safety.offline_after", "10s: want 1m to 24h", "safety.pre_alert", "safety.battery_warn"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

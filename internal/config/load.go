@@ -23,6 +23,7 @@ const (
 	kindBool
 	kindInt
 	kindList
+	kindDuration // a Go duration: "90s", "15m"
 )
 
 // option is one setting: its TOML key, flag and (derived) environment
@@ -58,6 +59,14 @@ var options = withSecretFiles([]option{
 	{"https.listen", "https-listen", "HTTPS listen `address`", kindString, func(c *Config) any { return &c.HTTPS.Listen }},
 	{"admin.listen", "admin-listen", "admin/metrics listen `address`: loopback or a unix socket (/path or unix:path)", kindString, func(c *Config) any { return &c.Admin.Listen }},
 	{"admin.allow_public", "admin-allow-public", "allow an admin listen address that is not loopback", kindBool, func(c *Config) any { return &c.Admin.AllowPublic }},
+	{"api.listen", "api-listen", "JSON API (sessions, alerts, zones) listen `address`: loopback until console users and MFA exist", kindString, func(c *Config) any { return &c.API.Listen }},
+	{"api.dev_unauthenticated_public", "api-dev-unauthenticated-public", "DEVELOPMENT ONLY: allow the unauthenticated JSON API on a non-loopback address", kindBool, func(c *Config) any { return &c.API.DevUnauthenticatedPublic }},
+	{"safety.offline_after", "offline-after", "raise device_offline after this `duration` without an event from a monitored device", kindDuration, func(c *Config) any { return &c.Safety.OfflineAfter }},
+	{"safety.remind_before", "remind-before", "send check-in reminders this `duration` before a check-in is due (0 for none)", kindDuration, func(c *Config) any { return &c.Safety.RemindBefore }},
+	{"safety.sos_cancel_window", "sos-cancel-window", "how long (`duration`) the wearer may cancel an SOS as a false press", kindDuration, func(c *Config) any { return &c.Safety.SOSCancelWindow }},
+	{"safety.pre_alert", "pre-alert", "pre-alert `duration` of a fall or man-down before it is raised", kindDuration, func(c *Config) any { return &c.Safety.PreAlert }},
+	{"safety.battery_warn", "battery-warn", "low-battery warning threshold in `percent`", kindInt, func(c *Config) any { return &c.Safety.BatteryWarn }},
+	{"safety.battery_critical", "battery-critical", "critical battery threshold in `percent`", kindInt, func(c *Config) any { return &c.Safety.BatteryCritical }},
 	{"tls.cert_file", "tls-cert", "TLS certificate `file` (PEM); empty for the built-in CA", kindString, func(c *Config) any { return &c.TLS.CertFile }},
 	{"tls.key_file", "tls-key", "TLS private key `file` (PEM), with --tls-cert", kindString, func(c *Config) any { return &c.TLS.KeyFile }},
 	{"tls.hosts", "tls-hosts", "extra DNS names/IPs (comma-separated `hosts`) for the generated server certificate", kindList, func(c *Config) any { return &c.TLS.Hosts }},
@@ -312,6 +321,22 @@ func set(c *Config, o option, v any, readFile func(string) ([]byte, error)) erro
 		default:
 			return fmt.Errorf("want an integer, got %s", tomlType(v))
 		}
+	case kindDuration:
+		p := o.field(c).(*time.Duration)
+		var str string
+		switch v := v.(type) {
+		case string:
+			str = v
+		case rawString:
+			str = string(v)
+		default:
+			return fmt.Errorf("want a duration string such as \"15m\", got %s", tomlType(v))
+		}
+		d, err := time.ParseDuration(str)
+		if err != nil {
+			return fmt.Errorf("%q: want a duration such as 90s or 15m", str)
+		}
+		*p = d
 	case kindList:
 		p := o.field(c).(*[]string)
 		switch v := v.(type) {
@@ -379,6 +404,8 @@ func defaultString(o option, def *Config) string {
 		return strconv.Itoa(*p)
 	case *[]string:
 		return strings.Join(*p, ",")
+	case *time.Duration:
+		return p.String()
 	}
 	return ""
 }
@@ -410,6 +437,10 @@ func (v *flagValue) Set(s string) error {
 	case kindInt:
 		if _, err := strconv.Atoi(s); err != nil {
 			return errors.New("want an integer")
+		}
+	case kindDuration:
+		if _, err := time.ParseDuration(s); err != nil {
+			return errors.New("want a duration such as 90s or 15m")
 		}
 	case kindList:
 		if v.set && v.val != "" {
