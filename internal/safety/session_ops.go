@@ -23,7 +23,14 @@ var (
 	ErrSessionEnded = errors.New("safety: the session has ended")
 )
 
-func invalid(field, msg string) error { return fmt.Errorf("%w: %s: %s", ErrInvalid, field, msg) }
+// FieldError is a refused request naming the field at fault; it matches
+// ErrInvalid with errors.Is.
+type FieldError struct{ Field, Msg string }
+
+func (e *FieldError) Error() string        { return "safety: invalid request: " + e.Field + ": " + e.Msg }
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, msg string) error { return &FieldError{Field: field, Msg: msg} }
 
 // Limits on session requests.
 const (
