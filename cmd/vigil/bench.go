@@ -79,7 +79,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	st.Close()
 
 	srv, err := startChild(ctx, os.Args[0], append([]string{"serve", "--mqtt-listen", "127.0.0.1:0",
-		"--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--nats-sync", *sync, "--log-level", "info", "--cpu-profile", *profile}, cfgArgs...)...)
+		"--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--nats-sync", *sync, "--log-level", "info", "--cpu-profile", *profile}, cfgArgs...)...)
 	if err != nil {
 		return err
 	}

@@ -40,9 +40,11 @@ import (
 	"vigil/internal/gateway/mqttgw"
 	"vigil/internal/netlimit"
 	"vigil/internal/pki"
+	"vigil/internal/safety"
 	"vigil/internal/store"
 	"vigil/internal/store/postgres"
 	"vigil/internal/store/sqlite"
+	"vigil/internal/web"
 )
 
 // Deps are the outside inputs of the app.
@@ -74,6 +76,9 @@ type App struct {
 	proj       *projector
 	pub        *publisher
 	falls      *fallConsumer
+	safety     *safety.Engine
+	safetyCons *safetyConsumer
+	api        *web.API
 
 	mu       sync.Mutex
 	addrs    map[string]string
@@ -158,6 +163,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	if err := a.setupFalls(); err != nil {
 		return nil, err
 	}
+	a.setupSafety()
 
 	if err := a.bootstrapToken(ctx); err != nil {
 		return nil, err
@@ -338,6 +344,10 @@ func (a *App) Start() error {
 		}
 	}()
 
+	if err := a.startSafety(ctx); err != nil {
+		return err
+	}
+
 	if err := a.mqtt.Start(); err != nil {
 		return err
 	}
@@ -349,6 +359,11 @@ func (a *App) Start() error {
 	}
 	if err := a.serveHTTP("admin", a.cfg.Admin.Listen, a.adminHandler()); err != nil {
 		return err
+	}
+	if a.cfg.API.Listen != "" {
+		if err := a.serveHTTP("api", a.cfg.API.Listen, a.harden(a.api.Handler())); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -103,6 +103,11 @@ func TestFallDetectedFromMotion(t *testing.T) {
 	if got := counter(t, a, "vigil_falls_detected_total"); got != 1 {
 		t.Errorf("vigil_falls_detected_total = %v, want 1", got)
 	}
+	// The safety engine makes it a fall pre-alert the wearer can cancel.
+	eventually(t, "the fall pre-alert", func() bool {
+		as, err := a.Store().ListAlerts(ctx, store.AlertFilter{Kind: "fall"})
+		return err == nil && len(as) == 1 && as[0].DeviceID == faller.DeviceID && as[0].State == store.AlertPending
+	})
 	// The detector's state is saved for a restart.
 	if _, err := a.Store().GetMeta(ctx, "fall-state/"+faller.DeviceID); err != nil {
 		t.Errorf("no saved detector state: %v", err)

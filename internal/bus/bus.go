@@ -50,6 +50,9 @@ func MotionSubject(k int) string {
 	return MotionFilter[:len(MotionFilter)-1] + "p" + strconv.Itoa(k)
 }
 
+// EventsFilter selects every partition subject except motion windows.
+const EventsFilter = SubjectPrefix + "*"
+
 // MotionFilter selects every motion subject.
 const MotionFilter = SubjectPrefix + "motion.>"
 
@@ -337,7 +340,12 @@ type ConsumeConfig struct {
 	// Linger is how long a batch may wait to fill up after its first
 	// message: larger batches mean fewer, cheaper store commits. Default
 	// 20ms; the events are already durable in the stream meanwhile.
-	Linger    time.Duration
+	Linger time.Duration
+	// StartTime, when set, makes a consumer that does not exist yet start
+	// with the messages stored from then on (not the whole stream): a new
+	// processor added to an existing deployment does not act on history.
+	// An existing consumer keeps its position.
+	StartTime time.Time
 	AckWait   time.Duration // default 30s
 	RetryWait time.Duration // delay before redelivery after a handler error; default 1s
 }
@@ -362,14 +370,26 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h BatchHandler) err
 	if cc.Filter == "" {
 		cc.Filter = SubjectPrefix + ">"
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
+	ccfg := jetstream.ConsumerConfig{
 		Durable:       cc.Durable,
 		FilterSubject: cc.Filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cc.AckWait,
 		MaxAckPending: 4 * cc.MaxBatch * 8,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	var cons jetstream.Consumer
+	var err error
+	if !cc.StartTime.IsZero() {
+		cons, err = b.js.Consumer(ctx, StreamEvents, cc.Durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			st := cc.StartTime
+			ccfg.DeliverPolicy, ccfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &st
+			cons, err = b.js.CreateConsumer(ctx, StreamEvents, ccfg)
+		}
+	} else {
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, StreamEvents, ccfg)
+	}
 	if err != nil {
 		return fmt.Errorf("bus: create consumer %s: %w", cc.Durable, err)
 	}

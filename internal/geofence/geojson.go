@@ -97,9 +97,6 @@ func jsonError(err error) *Error {
 	if errors.As(err, &se) {
 		return &Error{Feature: -1, Msg: fmt.Sprintf("invalid JSON near byte %d", se.Offset)}
 	}
-	if err.Error() == "unexpected end of JSON input" {
-		return &Error{Feature: -1, Msg: "invalid JSON: unexpected end of input"}
-	}
 	return &Error{Feature: -1, Msg: "must be a GeoJSON object"}
 }
 

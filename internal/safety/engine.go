@@ -262,8 +262,28 @@ func (e *Engine) fromDevice(d store.Device, resident bool, now time.Time) *devIn
 	return info
 }
 
-// Run fires deadlines until ctx ends.
+// Run fires deadlines until ctx ends. It also re-reads every
+// organisation's geofences once a minute, so zones imported by the CLI
+// (another process) apply without a restart.
 func (e *Engine) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := e.reloadAllFences(ctx); err != nil && ctx.Err() == nil {
+					e.log.Warn("geofences not reloaded", "err", err)
+				}
+			}
+		}
+	}()
 	e.sch.Run(ctx, func(due []deadline.Item[timerKey]) {
 		for _, it := range due {
 			if err := e.fire(ctx, it); err != nil {
@@ -277,6 +297,21 @@ func (e *Engine) Run(ctx context.Context) {
 			}
 		}
 	})
+}
+
+func (e *Engine) reloadAllFences(ctx context.Context) error {
+	orgs, err := e.st.ListOrgs(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, o := range orgs {
+		if err := e.loadFences(ctx, o.ID); err != nil {
+			return fmt.Errorf("org %s: %w", o.ID, err)
+		}
+	}
+	return nil
 }
 
 // Timers returns how many deadlines are pending (a metric).

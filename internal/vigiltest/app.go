@@ -78,6 +78,7 @@ func Config(t testing.TB) config.Config {
 	cfg.MQTT.Listen = "127.0.0.1:0"
 	cfg.HTTPS.Listen = "127.0.0.1:0"
 	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.API.Listen = "127.0.0.1:0"
 	return cfg
 }
 

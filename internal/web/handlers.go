@@ -36,9 +36,9 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := make([]alertJSON, len(list))
+	out := make([]AlertJSON, len(list))
 	for i, al := range list {
-		out[i] = alertView(al)
+		out[i] = AlertView(al)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": out})
 }
@@ -49,7 +49,7 @@ func (a *API) getAlert(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, alertView(al))
+	writeJSON(w, http.StatusOK, AlertView(al))
 }
 
 type noteBody struct {
@@ -67,7 +67,7 @@ func (a *API) acknowledge(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, alertView(al))
+	writeJSON(w, http.StatusOK, AlertView(al))
 }
 
 type resolveBody struct {
@@ -86,7 +86,7 @@ func (a *API) resolve(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, alertView(al))
+	writeJSON(w, http.StatusOK, AlertView(al))
 }
 
 type cancelBody struct {
@@ -106,7 +106,7 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, alertView(al))
+	writeJSON(w, http.StatusOK, AlertView(al))
 }
 
 // --- sessions ---------------------------------------------------------------
@@ -134,13 +134,13 @@ func (a *API) startSession(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	v := a.sessionView(res.Session)
+	v := a.sessionOut(res.Session)
 	v.Warnings = res.Warnings
 	writeJSON(w, http.StatusCreated, v)
 }
 
-func (a *API) sessionView(s store.Session) sessionJSON {
-	return sessionView(s, safety.SessionDeadlines(s, 0).CheckinDue)
+func (a *API) sessionOut(s store.Session) SessionJSON {
+	return SessionView(s, safety.SessionDeadlines(s, 0).CheckinDue)
 }
 
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
@@ -156,9 +156,9 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := make([]sessionJSON, len(list))
+	out := make([]SessionJSON, len(list))
 	for i, s := range list {
-		out[i] = a.sessionView(s)
+		out[i] = a.sessionOut(s)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }
@@ -169,7 +169,7 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.sessionView(s))
+	writeJSON(w, http.StatusOK, a.sessionOut(s))
 }
 
 func (a *API) checkIn(w http.ResponseWriter, r *http.Request) {
@@ -183,7 +183,7 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.sessionView(s))
+	writeJSON(w, http.StatusOK, a.sessionOut(s))
 }
 
 type extendBody struct {
@@ -220,7 +220,7 @@ func (a *API) extend(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.sessionView(s))
+	writeJSON(w, http.StatusOK, a.sessionOut(s))
 }
 
 func (a *API) endSession(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +234,7 @@ func (a *API) endSession(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.sessionView(s))
+	writeJSON(w, http.StatusOK, a.sessionOut(s))
 }
 
 type presetJSON struct {

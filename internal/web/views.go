@@ -24,7 +24,7 @@ type entryJSON struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
-type alertJSON struct {
+type AlertJSON struct {
 	ID             string        `json:"id"`
 	OrgID          string        `json:"org_id"`
 	DeviceID       string        `json:"device_id,omitempty"`
@@ -58,8 +58,9 @@ func tptr(t time.Time) *time.Time {
 	return &t
 }
 
-func alertView(a store.Alert) alertJSON {
-	v := alertJSON{ID: a.ID, OrgID: a.OrgID, DeviceID: a.DeviceID, PersonID: a.PersonID, SessionID: a.SessionID,
+// AlertView is an alert as the API shows it (cause keys stay inside).
+func AlertView(a store.Alert) AlertJSON {
+	v := AlertJSON{ID: a.ID, OrgID: a.OrgID, DeviceID: a.DeviceID, PersonID: a.PersonID, SessionID: a.SessionID,
 		Kind: a.Kind, Severity: a.Severity, State: string(a.State), RaisedAt: a.RaisedAt, CauseTime: a.CauseTime,
 		PendingUntil: tptr(a.PendingUntil), CancelUntil: tptr(a.CancelUntil), AcknowledgedAt: tptr(a.AcknowledgedAt),
 		AcknowledgedBy: a.AcknowledgedBy, ClosedAt: tptr(a.ClosedAt), ClosedBy: a.ClosedBy, Outcome: a.Outcome,
@@ -74,7 +75,7 @@ func alertView(a store.Alert) alertJSON {
 	return v
 }
 
-type sessionJSON struct {
+type SessionJSON struct {
 	ID               string     `json:"id"`
 	OrgID            string     `json:"org_id"`
 	PersonID         string     `json:"person_id"`
@@ -93,8 +94,9 @@ type sessionJSON struct {
 	Warnings         []string   `json:"warnings,omitempty"`
 }
 
-func sessionView(s store.Session, nextDue time.Time) sessionJSON {
-	return sessionJSON{ID: s.ID, OrgID: s.OrgID, PersonID: s.PersonID, DeviceID: s.DeviceID, Preset: s.Preset, Note: s.Note,
+// SessionView is a session as the API shows it.
+func SessionView(s store.Session, nextDue time.Time) SessionJSON {
+	return SessionJSON{ID: s.ID, OrgID: s.OrgID, PersonID: s.PersonID, DeviceID: s.DeviceID, Preset: s.Preset, Note: s.Note,
 		State: string(s.State), StartedAt: s.StartedAt, ExpectedEnd: s.ExpectedEnd, CheckinIntervalS: s.CheckinInterval.Seconds(),
 		GraceS: s.Grace.Seconds(), LastCheckin: s.LastCheckin, NextCheckinDue: tptr(nextDue), EndedAt: tptr(s.EndedAt), EndedBy: s.EndedBy}
 }

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"vigil/internal/bus"
+	"vigil/internal/gateway/mqttgw"
+	"vigil/internal/safety"
+	"vigil/internal/web"
+)
+
+// mqttCommander sends the safety engine's commands to devices over their
+// MQTT commands topic.
+type mqttCommander struct{ gw *mqttgw.Gateway }
+
+func (c mqttCommander) Command(_ context.Context, deviceID string, cmd safety.Command) error {
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return err
+	}
+	return c.gw.SendCommand(deviceID, b)
+}
+
+// safetyConsumer feeds every non-motion event of the bus to the engine.
+type safetyConsumer struct {
+	eng    *safety.Engine
+	log    *slog.Logger
+	events prometheus.Counter
+}
+
+// handle is a bus.BatchHandler on bus.EventsFilter. An error (a decision
+// that could not be stored) redelivers the batch; the engine's cause keys
+// make that safe.
+func (c *safetyConsumer) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
+	evs, poison, _, _ := decodeMsgs(msgs, c.log)
+	if err := c.eng.HandleEvents(ctx, evs); err != nil {
+		return nil, fmt.Errorf("safety: %w", err)
+	}
+	c.events.Add(float64(len(evs)))
+	return poison, nil
+}
+
+// setupSafety builds the safety engine and its JSON API.
+func (a *App) setupSafety() {
+	sc := a.cfg.Safety
+	log := a.log.With("component", "safety")
+	remind := sc.RemindBefore
+	if remind == 0 {
+		remind = -1 // the config's 0 is "no reminders"; the engine's zero is its default
+	}
+	a.safety = safety.New(a.store, mqttCommander{a.mqtt}, a.deps.Clock, log, safety.Config{
+		RemindBefore: remind, OfflineAfter: sc.OfflineAfter, BatteryWarn: sc.BatteryWarn,
+		BatteryCritical: sc.BatteryCritical, SOSCancelWindow: sc.SOSCancelWindow, PreAlert: sc.PreAlert,
+	})
+	a.safetyCons = &safetyConsumer{eng: a.safety, log: log,
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_safety_events_total", Help: "Events the safety engine has applied.",
+		})}
+	a.reg.MustRegister(a.safetyCons.events, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_safety_timers", Help: "Deadlines pending in the safety engine (check-ins, overruns, pre-alerts, offline watches).",
+	}, func() float64 { return float64(a.safety.Timers()) }))
+	a.api = web.NewAPI(a.safety, a.safety.Alerts(), a.store, a.log.With("component", "api"), func() time.Time { return a.deps.Clock.Now() })
+}
+
+// startSafety loads the engine's state, then runs its deadlines and its
+// consumer. Events that reached the stream before the consumer first
+// existed are read from an hour before start, so a new installation or an
+// upgrade acts on recent alarms but not on old history.
+func (a *App) startSafety(ctx context.Context) error {
+	if err := a.safety.Load(ctx); err != nil {
+		return err
+	}
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		a.safety.Run(ctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "safety", Filter: bus.EventsFilter, MaxBatch: 256,
+			Linger: 2 * time.Millisecond, StartTime: a.deps.Clock.Now().Add(-time.Hour)}, a.safetyCons.handle)
+		if err != nil {
+			a.log.Error("safety engine stopped", "err", err)
+			a.runErr <- err
+		}
+	}()
+	return nil
+}

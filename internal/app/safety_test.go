@@ -1,0 +1,192 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"vigil/internal/app"
+	"vigil/internal/event"
+	"vigil/internal/store"
+	"vigil/internal/vigiltest"
+	"vigil/internal/web"
+)
+
+type apiClient struct {
+	t    *testing.T
+	hc   *http.Client
+	base string
+}
+
+func newAPIClient(t *testing.T, a *app.App) *apiClient {
+	return &apiClient{t: t, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: vigiltest.ClientTLS(t, a)}},
+		base: "https://" + a.Addr("api")}
+}
+
+func (c *apiClient) do(method, path, body string, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func publishEvent(t *testing.T, cl *paho.Client, deviceID string, m event.Message) {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := cl.Publish(context.Background(), &paho.Publish{Topic: "v1/devices/" + deviceID + "/events", QoS: 1, Payload: b})
+	if err != nil || pr.ReasonCode >= 0x80 {
+		t.Fatalf("publish: %v %+v", err, pr)
+	}
+}
+
+// TestSOSThroughThePipeline: a worker starts a session through the JSON
+// API; their device's SOS over MQTT becomes a critical alert with the
+// session's note and the last position, which a supervisor acknowledges
+// and resolves through the API; the device hears "alert_raised" on its
+// commands topic.
+func TestSOSThroughThePipeline(t *testing.T) {
+	a := vigiltest.StartApp(t, vigiltest.Config(t))
+	ctx := context.Background()
+	dev := register(t, a)
+	st := a.Store()
+	if err := st.CreatePerson(ctx, store.Person{ID: "p1", OrgID: "acme", Kind: store.PersonWorker, Name: "Ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AssignDevice(ctx, dev.DeviceID, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	api := newAPIClient(t, a)
+	var sess web.SessionJSON
+	if code := api.do("POST", "/api/v1/sessions", `{"person_id":"p1","preset":"medium","note":"visit at flat 3, dog"}`, &sess); code != 201 {
+		t.Fatalf("start session: %d", code)
+	}
+	if sess.State != "active" || sess.CheckinIntervalS != 1800 || sess.NextCheckinDue == nil {
+		t.Errorf("session %+v", sess)
+	}
+
+	cl := mqttConnect(t, a, dev)
+	cmds := make(chan string, 10)
+	cl.AddOnPublishReceived(func(pr paho.PublishReceived) (bool, error) {
+		cmds <- string(pr.Packet.Payload)
+		return true, nil
+	})
+	if _, err := cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "v1/devices/" + dev.DeviceID + "/commands", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	publishEvent(t, cl, dev.DeviceID, event.Message{V: 1, ID: "p-1", TS: now, Type: event.TypePosition,
+		Position: &event.Position{Lat: 51.5, Lon: -0.12, AccuracyM: 8}})
+	publishEvent(t, cl, dev.DeviceID, event.Message{V: 1, ID: "sos-1", TS: now.Add(time.Second), Type: event.TypeButton,
+		Button: &event.Button{Kind: event.ButtonSOS}})
+
+	var list struct{ Alerts []web.AlertJSON }
+	eventually(t, "the SOS alert in the API", func() bool {
+		api.do("GET", "/api/v1/alerts?org=acme&open=true", "", &list)
+		return len(list.Alerts) == 1
+	})
+	al := list.Alerts[0]
+	if al.Kind != "sos" || al.Severity != "critical" || al.State != "raised" || al.PersonID != "p1" || al.SessionID != sess.ID ||
+		al.Note != "visit at flat 3, dog" || al.Position == nil || al.Position.Lat != 51.5 {
+		t.Errorf("SOS alert %+v", al)
+	}
+	select {
+	case c := <-cmds:
+		if !strings.Contains(c, `"alert_raised"`) || !strings.Contains(c, al.ID) {
+			t.Errorf("device command %s", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the device heard nothing on its commands topic")
+	}
+
+	var got web.AlertJSON
+	if code := api.do("POST", "/api/v1/alerts/"+al.ID+"/acknowledge", `{"note":"calling her"}`, &got); code != 200 || got.State != "acknowledged" {
+		t.Fatalf("acknowledge: %d %+v", code, got)
+	}
+	var e struct{ Error struct{ Code, Field string } }
+	if code := api.do("POST", "/api/v1/alerts/"+al.ID+"/acknowledge", `{}`, &e); code != 409 || e.Error.Code != "illegal_transition" {
+		t.Errorf("second acknowledge: %d %+v", code, e)
+	}
+	if code := api.do("POST", "/api/v1/alerts/"+al.ID+"/resolve", `{"outcome":"fixed"}`, &e); code != 400 || e.Error.Field != "outcome" {
+		t.Errorf("resolve with a bad outcome: %d %+v", code, e)
+	}
+	if code := api.do("POST", "/api/v1/alerts/"+al.ID+"/resolve", `{"outcome":"assisted","note":"helped"}`, &got); code != 200 || got.State != "resolved" {
+		t.Fatalf("resolve: %d %+v", code, got)
+	}
+	api.do("GET", "/api/v1/alerts/"+al.ID, "", &got)
+	var actions []string
+	for _, en := range got.Timeline {
+		actions = append(actions, en.Action)
+	}
+	if strings.Join(actions, ",") != "raised,acknowledged,resolved" {
+		t.Errorf("timeline %v", actions)
+	}
+	if code := api.do("POST", "/api/v1/sessions/"+sess.ID+"/end", "", &sess); code != 200 || sess.State != "ended" {
+		t.Errorf("end session: %d %+v", code, sess)
+	}
+}
+
+// TestAPIRoutes walks the API's allowlist: every route answers its
+// method with something other than the catch-all 404 or 405, bad bodies
+// are 400s naming the field, and anything else is a JSON 404.
+func TestAPIRoutes(t *testing.T) {
+	a := vigiltest.StartApp(t, vigiltest.Config(t))
+	register(t, a)
+	api := newAPIClient(t, a)
+	for _, rt := range web.Routes {
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		path = strings.NewReplacer("{id}", "nope", "{org}", "acme").Replace(path)
+		var e struct{ Error struct{ Code string } }
+		code := api.do(method, path, "", &e)
+		if code == 405 || (code == 404 && e.Error.Code != "not_found") || code >= 500 {
+			t.Errorf("%s: %d %+v", rt.Pattern, code, e)
+		}
+	}
+	for _, tc := range []struct{ method, path, body, field string }{
+		{"POST", "/api/v1/sessions", `{"person_id":"x","duration":"banana"}`, "duration"},
+		{"POST", "/api/v1/sessions", `{"person_id":"x","extra":1}`, "extra"},
+		{"POST", "/api/v1/sessions", `{"person_id":"x","duration":"1h"}`, "person_id"},
+		{"GET", "/api/v1/alerts?state=bogus", "", "state"},
+		{"GET", "/api/v1/alerts?limit=5000", "", "limit"},
+		{"POST", "/api/v1/orgs/acme/zones", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[0,0]},"properties":{"rule":"stay"}}]}`, "properties.rule"},
+	} {
+		var e struct{ Error struct{ Code, Field string } }
+		if code := api.do(tc.method, tc.path, tc.body, &e); code != 400 || e.Error.Field != tc.field {
+			t.Errorf("%s %s %s: %d %+v, want 400 naming %s", tc.method, tc.path, tc.body, code, e, tc.field)
+		}
+	}
+	for _, p := range []string{"/", "/api/v1/secrets", "/api/v1/alerts/x/delete"} {
+		var e struct{ Error struct{ Code string } }
+		if code := api.do("GET", p, "", &e); code != 404 || e.Error.Code != "not_found" {
+			t.Errorf("GET %s: %d", p, code)
+		}
+	}
+}
