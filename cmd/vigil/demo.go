@@ -66,8 +66,11 @@ func runDemo(ctx context.Context, e env, args []string) error {
   metrics          https://%s/metrics   (curl --cacert %s/tls/ca.crt)
   CA certificate   %s/tls/ca.crt
   devices          go run ./cmd/vigil device list --data-dir %s
+  alerts           go run ./cmd/vigil alerts list --data-dir %s   (simulated SOS presses raise them)
+  JSON API         https://%s/api/v1/alerts   (loopback only, no user accounts yet)
 Ctrl-C stops it. A status line follows every 10 s.
-`, cfg.DataDir, mqttAddr, len(creds), httpsAddr, dialable(a.Addr("admin")), cfg.DataDir, cfg.DataDir, cfg.DataDir)
+`, cfg.DataDir, mqttAddr, len(creds), httpsAddr, dialable(a.Addr("admin")), cfg.DataDir, cfg.DataDir, cfg.DataDir,
+		cfg.DataDir, dialable(a.Addr("api")))
 	for i, r := range replays {
 		fmt.Fprintf(e.stdout, "  device %s replays %s (%s) as its motion stream\n", creds[i].DeviceID, r.Name, map[bool]string{true: "a fall", false: "daily activity"}[r.Fall])
 	}

@@ -72,7 +72,7 @@ func serveUntilDone(ctx context.Context, a *app.App, log *slog.Logger, e env) er
 		return err
 	}
 	log.Info("vigil serving",
-		"mqtt_tls", a.Addr("mqtt"), "https", a.Addr("https"), "admin", a.Addr("admin"))
+		"mqtt_tls", a.Addr("mqtt"), "https", a.Addr("https"), "admin", a.Addr("admin"), "api", a.Addr("api"))
 	var runErr error
 	select {
 	case <-ctx.Done():

@@ -31,6 +31,11 @@ func TestDeps(t *testing.T) {
 		{"vigil/internal/fall/sisfall", []string{"vigil/", "net", "database/sql", "github.com/", "modernc.org/"}, "the loader parses outside bytes: standard library only"},
 		{"vigil/internal/fall/lab", []string{"vigil/internal/app", "vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/device", "vigil/internal/sim", "vigil/internal/fallwatch", "net", "database/sql", "github.com/", "modernc.org/"}, "the lab is tooling over the detector and the loader: it reads files, not the running system"},
 		{"vigil/internal/fallwatch", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "github.com/nats-io/", "net/http"}, "fallwatch is domain code behind its own small interfaces"},
+		{"vigil/internal/deadline", []string{"vigil/", "net", "database/sql", "github.com/"}, "the scheduler is a leaf: standard library only"},
+		{"vigil/internal/geofence", []string{"vigil/", "net", "database/sql", "github.com/nats-io/", "github.com/jackc/", "modernc.org/"}, "geofences are pure geometry (orb, rtree)"},
+		{"vigil/internal/alert", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "net/http", "github.com/nats-io/"}, "the alert lifecycle is domain code"},
+		{"vigil/internal/safety", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/web", "net/http", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite"}, "rules are testable with no broker or database driver"},
+		{"vigil/internal/web", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite"}, "handlers reach data through their own interfaces"},
 		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client"},
 	}
 	for _, r := range rules {

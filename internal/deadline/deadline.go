@@ -74,7 +74,8 @@ type Scheduler[K comparable] struct {
 
 	mu    sync.Mutex
 	heap  []entry       // 4-ary min-heap on at
-	slots []slot[K]     // dense; heap[i].slot indexes it
+	slots []slot[K]     // heap[i].slot indexes it
+	free  int32         // first free slot, chained through pos; none if none
 	index map[K]int32   // key → slot
 	armed int64         // what Run sleeps until; see the constants below
 	wake  chan struct{} // made by Run; a token means "look again"
@@ -88,8 +89,11 @@ type entry struct {
 
 type slot[K comparable] struct {
 	key K
-	pos int32 // position of the key's entry in heap
+	pos int32 // position of the key's entry in heap, or the next free slot
 }
+
+// none is the end of the free list.
+const none = -1
 
 // Values of Scheduler.armed besides a deadline Run sleeps until.
 const (
@@ -108,6 +112,7 @@ func New[K comparable](cfg Config) *Scheduler[K] {
 	return &Scheduler[K]{
 		maxBatch: cfg.MaxBatch,
 		index:    make(map[K]int32),
+		free:     none,
 		armed:    awake,
 	}
 }
@@ -133,7 +138,7 @@ func (s *Scheduler[K]) Cancel(key K) bool {
 		return false
 	}
 	s.remove(int(s.slots[sl].pos))
-	s.shrink()
+	s.compact()
 	return true
 }
 
@@ -184,6 +189,7 @@ func (s *Scheduler[K]) Load(items []Item[K]) {
 	if n0 == 0 {
 		// Size the index once rather than growing it by rehashing.
 		s.index = make(map[K]int32, len(items))
+		s.slots, s.free = s.slots[:0], none
 	}
 	s.heap = slices.Grow(s.heap, len(items))
 	s.slots = slices.Grow(s.slots, len(items))
@@ -193,10 +199,7 @@ func (s *Scheduler[K]) Load(items []Item[K]) {
 			s.heap[s.slots[sl].pos].at = ns
 			continue
 		}
-		sl := int32(len(s.slots))
-		s.index[it.Key] = sl
-		s.slots = append(s.slots, slot[K]{key: it.Key, pos: int32(len(s.heap))})
-		s.heap = append(s.heap, entry{at: ns, slot: sl})
+		s.push(it.Key, ns)
 	}
 	for i := (len(s.heap) - 2) / 4; i >= 0; i-- {
 		s.down(i)
@@ -251,7 +254,7 @@ func (s *Scheduler[K]) Run(ctx context.Context, fire func(due []Item[K])) {
 		default:
 			s.armed = idle
 		}
-		s.shrink()
+		s.compact()
 		s.mu.Unlock()
 
 		if len(due) > 0 {
@@ -298,17 +301,27 @@ func (s *Scheduler[K]) wakeIfBefore(ns int64) {
 	}
 }
 
-// shrink gives back the slices' spare room after many deadlines fired or
-// were cancelled. The index map keeps its peak size, as Go maps do. s.mu
-// must be held.
-func (s *Scheduler[K]) shrink() {
-	const minCap = 1024
-	n := len(s.heap) // == len(s.slots)
-	if cap(s.heap) > minCap && n < cap(s.heap)/4 {
-		s.heap = append(make([]entry, 0, max(2*n, minCap)), s.heap...)
+// compact gives memory back once the pending deadlines fall to a quarter
+// of the slots: it renumbers the slots densely, in heap order, into a new
+// index map (Go maps never shrink) and trims the heap's spare room. It
+// costs O(Len()) under the lock, amortised over the removals since the
+// peak; s.mu must be held.
+func (s *Scheduler[K]) compact() {
+	const minLen = 1024
+	n := len(s.heap)
+	if len(s.slots) > minLen && n < len(s.slots)/4 {
+		slots := make([]slot[K], n, max(n+n/4, minLen))
+		index := make(map[K]int32, n)
+		for i := range s.heap {
+			key := s.slots[s.heap[i].slot].key
+			slots[i] = slot[K]{key: key, pos: int32(i)}
+			index[key] = int32(i)
+			s.heap[i].slot = int32(i)
+		}
+		s.slots, s.index, s.free = slots, index, none
 	}
-	if cap(s.slots) > minCap && n < cap(s.slots)/4 {
-		s.slots = append(make([]slot[K], 0, max(2*n, minCap)), s.slots...)
+	if cap(s.heap) > minLen && n < cap(s.heap)/4 {
+		s.heap = append(make([]entry, 0, max(n+n/4, minLen)), s.heap...)
 	}
 }
 

@@ -19,17 +19,32 @@ func (s *Scheduler[K]) set(key K, ns int64) {
 		}
 		return
 	}
-	if len(s.heap) >= maxLen {
-		panic("deadline: more than MaxInt32 pending deadlines")
-	}
-	sl := int32(len(s.slots))
-	s.index[key] = sl
-	s.slots = append(s.slots, slot[K]{key: key, pos: int32(len(s.heap))})
-	s.heap = append(s.heap, entry{at: ns, slot: sl})
+	s.push(key, ns)
 	s.up(len(s.heap) - 1)
 }
 
-// remove deletes the entry at heap position i and its key.
+// push appends key's entry to the heap without sifting it, in a free slot
+// if there is one.
+func (s *Scheduler[K]) push(key K, ns int64) {
+	if len(s.heap) >= maxLen {
+		panic("deadline: more than MaxInt32 pending deadlines")
+	}
+	pos := int32(len(s.heap))
+	sl := s.free
+	if sl != none {
+		s.free = s.slots[sl].pos
+		s.slots[sl] = slot[K]{key: key, pos: pos}
+	} else {
+		sl = int32(len(s.slots))
+		s.slots = append(s.slots, slot[K]{key: key, pos: pos})
+	}
+	s.index[key] = sl
+	s.heap = append(s.heap, entry{at: ns, slot: sl})
+}
+
+// remove deletes the entry at heap position i and its key. Its slot joins
+// the free list: no other key moves, so the index changes only by the
+// delete (compact renumbers slots when most are free).
 func (s *Scheduler[K]) remove(i int) {
 	sl := s.heap[i].slot
 	last := len(s.heap) - 1
@@ -41,18 +56,9 @@ func (s *Scheduler[K]) remove(i int) {
 	if i != last && !s.down(i) {
 		s.up(i)
 	}
-
-	// Keep slots dense: the last slot moves into the freed one.
 	delete(s.index, s.slots[sl].key)
-	lastSlot := int32(len(s.slots) - 1)
-	if sl != lastSlot {
-		moved := s.slots[lastSlot]
-		s.slots[sl] = moved
-		s.heap[moved.pos].slot = sl
-		s.index[moved.key] = sl
-	}
-	s.slots[lastSlot] = slot[K]{} // drop the key for the collector
-	s.slots = s.slots[:lastSlot]
+	s.slots[sl] = slot[K]{pos: s.free} // and drop the key for the collector
+	s.free = sl
 }
 
 // up moves the entry at i towards the root until its parent is not later.
