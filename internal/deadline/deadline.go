@@ -11,11 +11,13 @@
 // runs. The order of items with equal deadlines is unspecified.
 //
 // Layout: a 4-ary min-heap of 16-byte, pointer-free entries {unix nanos,
-// slot}; a dense slot array {key, heap position}; a map from key to slot.
-// Moving an entry in the heap updates its slot's position without hashing
-// the key, and no entry is a separate allocation: about 120 bytes per
-// pending deadline with 17-byte string keys, the keys' own bytes included
-// (BenchmarkMemory1M).
+// slot}; a slot array {key, heap position} with a free list; a map from key
+// to slot. Moving an entry in the heap updates its slot's position without
+// hashing the key, firing or cancelling costs one map delete, and no entry
+// is a separate allocation: about 120 bytes per pending deadline with
+// 17-byte string keys, the keys' own bytes included (BenchmarkMemory1M).
+// Once the pending deadlines fall to a quarter of their peak, the slots and
+// the map are rebuilt at the smaller size.
 //
 // Concurrency: Set, Cancel, Load, Len and Next are safe from any goroutine,
 // also while Run runs; a Set earlier than the deadline Run sleeps on wakes

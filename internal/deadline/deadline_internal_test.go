@@ -15,26 +15,46 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// check verifies the heap property and that heap, slots and index agree.
+// check verifies the heap property and that heap, slots, free list and
+// index agree.
 func (s *Scheduler[K]) check(t *testing.T) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.heap) != len(s.slots) || len(s.heap) != len(s.index) {
-		t.Fatalf("len(heap)=%d len(slots)=%d len(index)=%d, want equal", len(s.heap), len(s.slots), len(s.index))
+	if len(s.heap) != len(s.index) {
+		t.Fatalf("len(heap)=%d len(index)=%d, want equal", len(s.heap), len(s.index))
 	}
+	used := make([]bool, len(s.slots))
 	for i, e := range s.heap {
 		if i > 0 && s.heap[(i-1)/4].at > e.at {
 			t.Fatalf("heap[%d].at=%d is earlier than its parent's %d", i, e.at, s.heap[(i-1)/4].at)
 		}
-		if got := s.slots[e.slot].pos; int(got) != i {
-			t.Fatalf("slots[heap[%d].slot].pos = %d, want %d", i, got, i)
+		if used[e.slot] {
+			t.Fatalf("slot %d used twice", e.slot)
+		}
+		used[e.slot] = true
+		sl := s.slots[e.slot]
+		if int(sl.pos) != i {
+			t.Fatalf("slots[heap[%d].slot].pos = %d, want %d", i, sl.pos, i)
+		}
+		if got, ok := s.index[sl.key]; !ok || got != e.slot {
+			t.Fatalf("index[%v] = %d, %v; want %d", sl.key, got, ok, e.slot)
 		}
 	}
-	for i, sl := range s.slots {
-		if got, ok := s.index[sl.key]; !ok || int(got) != i {
-			t.Fatalf("index[%v] = %d, %v; want %d", sl.key, got, ok, i)
+	free := 0
+	for f := s.free; f != none; f = s.slots[f].pos {
+		if used[f] {
+			t.Fatalf("slot %d both used and free", f)
 		}
+		used[f] = true
+		var zero K
+		if s.slots[f].key != zero {
+			t.Fatalf("free slot %d keeps key %v", f, s.slots[f].key)
+		}
+		free++
+	}
+	if len(s.heap)+free != len(s.slots) {
+		t.Fatalf("%d used + %d free slots, want %d", len(s.heap), free, len(s.slots))
 	}
 }
 
@@ -83,7 +103,7 @@ func TestModel(t *testing.T) {
 }
 
 func testModel(t *testing.T, seed uint64) {
-	const keys, ops = 300, 4000
+	const keys, ops = 1500, 3000
 	r := rand.New(rand.NewPCG(seed, 99))
 	s := New[int](Config{MaxBatch: 1 + r.IntN(20)})
 	var m model
@@ -116,12 +136,20 @@ func testModel(t *testing.T, seed uint64) {
 			}
 		case 6:
 			var items []Item[int]
-			for range r.IntN(keys) {
+			for range r.IntN(200) {
 				items = append(items, Item[int]{r.IntN(keys), randAt()})
 			}
 			s.Load(items)
 			for _, it := range items {
 				m.set(it.Key, it.At.Truncate(0).UTC())
+			}
+		case 7:
+			if r.IntN(50) == 0 { // most sessions end: the slots get compacted
+				for k := range keys {
+					if r.IntN(10) != 0 && s.Cancel(k) != m.cancel(k) {
+						t.Fatalf("op %d: Cancel(%d) disagrees with the model", op, k)
+					}
+				}
 			}
 		default:
 			time.Sleep(time.Duration(r.IntN(8)) * 500 * time.Millisecond)
@@ -192,21 +220,38 @@ func TestLoadPaths(t *testing.T) {
 	}
 }
 
-func TestShrink(t *testing.T) {
+func TestCompact(t *testing.T) {
 	s := New[int](Config{})
 	t0 := time.Now()
 	for i := range 100_000 {
-		s.Set(i, t0.Add(time.Duration(i)))
+		s.Set(i, t0.Add(time.Duration(i%977)))
 	}
+	s.check(t)
 	for i := range 99_000 {
 		s.Cancel(i)
+		if i%10_000 == 0 {
+			s.check(t)
+		}
 	}
 	s.check(t)
 	if c := cap(s.heap); c > 4096 {
 		t.Errorf("cap(heap) = %d with %d pending, want it shrunk", c, len(s.heap))
 	}
-	if c := cap(s.slots); c > 4096 {
-		t.Errorf("cap(slots) = %d with %d pending, want it shrunk", c, len(s.slots))
+	if n := len(s.slots); n > 4096 {
+		t.Errorf("len(slots) = %d with %d pending, want it compacted", n, len(s.heap))
+	}
+	// The survivors are all there and fire in order.
+	var got []Item[int]
+	for len(s.heap) > 0 {
+		got = append(got, s.popDue(nil, math.MaxInt64)...)
+	}
+	if len(got) != 1000 || !slices.IsSortedFunc(got, func(a, b Item[int]) int { return a.At.Compare(b.At) }) {
+		t.Errorf("popped %d items (sorted: %v), want 1000 sorted", len(got), slices.IsSortedFunc(got, func(a, b Item[int]) int { return a.At.Compare(b.At) }))
+	}
+	for _, it := range got {
+		if it.Key < 99_000 {
+			t.Fatalf("cancelled key %d popped", it.Key)
+		}
 	}
 }
 
