@@ -148,7 +148,8 @@ func BenchmarkSetMove1M(b *testing.B) {
 // The machine is shared, so each run also has a peer: a goroutine that
 // sleeps 1 ms in a loop over the same 20 s and reports its oversleep
 // (probe-p99-ms, probe-max-ms). Lateness near the probe's is the machine's,
-// not the scheduler's.
+// not the scheduler's. gc-pause-max-ms is the longest stop-the-world pause
+// of the collector during the runs.
 func BenchmarkLateness1M(b *testing.B) {
 	for _, churn := range []bool{false, true} {
 		name := "set"
@@ -158,6 +159,7 @@ func BenchmarkLateness1M(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			var late, probe []time.Duration
 			var fired, ops, setup float64
+			var gcPause time.Duration
 			for i := range b.N {
 				r := latenessRun(b, churn, uint64(i))
 				late = append(late, r.late...)
@@ -165,6 +167,7 @@ func BenchmarkLateness1M(b *testing.B) {
 				fired += float64(len(r.late))
 				ops += float64(r.ops)
 				setup += float64(r.setup) / float64(time.Millisecond)
+				gcPause = max(gcPause, r.gcPause)
 			}
 			slices.Sort(late)
 			slices.Sort(probe)
@@ -176,6 +179,7 @@ func BenchmarkLateness1M(b *testing.B) {
 			b.ReportMetric(ms(late, 1), "max-ms")
 			b.ReportMetric(ms(probe, 0.99), "probe-p99-ms")
 			b.ReportMetric(ms(probe, 1), "probe-max-ms")
+			b.ReportMetric(float64(gcPause)/float64(time.Millisecond), "gc-pause-max-ms")
 			b.ReportMetric(fired/float64(b.N), "fired")
 			b.ReportMetric(ops/float64(b.N), "churn-ops")
 			b.ReportMetric(setup/float64(b.N), "setup-ms")
@@ -187,6 +191,7 @@ type lateness struct {
 	late, probe []time.Duration
 	ops         int
 	setup       time.Duration
+	gcPause     time.Duration // longest stop-the-world pause of the GC
 }
 
 func latenessRun(b *testing.B, churn bool, seed uint64) lateness {
@@ -231,6 +236,9 @@ func latenessRun(b *testing.B, churn bool, seed uint64) lateness {
 	}
 
 	res.late = make([]time.Duration, 0, million+2*rate*int(spread/time.Second))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gc0 := ms.NumGC
 	ctx, stop := context.WithTimeout(b.Context(), lead+spread+5*time.Second)
 	defer stop()
 	allFired := make(chan struct{})
@@ -261,6 +269,10 @@ func latenessRun(b *testing.B, churn bool, seed uint64) lateness {
 	res.probe = <-probeDone
 	stop()
 	<-runDone
+	runtime.ReadMemStats(&ms)
+	for n := gc0 + 1; n <= ms.NumGC && n+255 > ms.NumGC; n++ {
+		res.gcPause = max(res.gcPause, time.Duration(ms.PauseNs[(n+255)%256]))
+	}
 	return res
 }
 

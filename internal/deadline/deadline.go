@@ -16,8 +16,10 @@
 // hashing the key, firing or cancelling costs one map delete, and no entry
 // is a separate allocation: about 120 bytes per pending deadline with
 // 17-byte string keys, the keys' own bytes included (BenchmarkMemory1M).
-// Once the pending deadlines fall to a quarter of their peak, the slots and
-// the map are rebuilt at the smaller size.
+// Fired and cancelled keys are released at once and the heap shrinks, but
+// the slots and the map keep their peak size (about 80 bytes per peak
+// deadline) until the process restarts and Loads what is pending: a
+// rebuild to shrink them would pause Run.
 //
 // Concurrency: Set, Cancel, Load, Len and Next are safe from any goroutine,
 // also while Run runs; a Set earlier than the deadline Run sleeps on wakes
@@ -140,7 +142,7 @@ func (s *Scheduler[K]) Cancel(key K) bool {
 		return false
 	}
 	s.remove(int(s.slots[sl].pos))
-	s.compact()
+	s.shrink()
 	return true
 }
 
@@ -256,7 +258,7 @@ func (s *Scheduler[K]) Run(ctx context.Context, fire func(due []Item[K])) {
 		default:
 			s.armed = idle
 		}
-		s.compact()
+		s.shrink()
 		s.mu.Unlock()
 
 		if len(due) > 0 {
@@ -303,27 +305,16 @@ func (s *Scheduler[K]) wakeIfBefore(ns int64) {
 	}
 }
 
-// compact gives memory back once the pending deadlines fall to a quarter
-// of the slots: it renumbers the slots densely, in heap order, into a new
-// index map (Go maps never shrink) and trims the heap's spare room. It
-// costs O(Len()) under the lock, amortised over the removals since the
-// peak; s.mu must be held.
-func (s *Scheduler[K]) compact() {
-	const minLen = 1024
-	n := len(s.heap)
-	if len(s.slots) > minLen && n < len(s.slots)/4 {
-		slots := make([]slot[K], n, max(n+n/4, minLen))
-		index := make(map[K]int32, n)
-		for i := range s.heap {
-			key := s.slots[s.heap[i].slot].key
-			slots[i] = slot[K]{key: key, pos: int32(i)}
-			index[key] = int32(i)
-			s.heap[i].slot = int32(i)
-		}
-		s.slots, s.index, s.free = slots, index, none
-	}
-	if cap(s.heap) > minLen && n < cap(s.heap)/4 {
-		s.heap = append(make([]entry, 0, max(n+n/4, minLen)), s.heap...)
+// shrink gives back the heap's spare room once the pending deadlines fall
+// to a quarter of its capacity: a copy of 16-byte, pointer-free entries.
+// The slots and the index keep their peak size (Go maps never shrink;
+// renumbering the slots to shrink them needs a rebuild of the index under
+// the lock: tried, it paused Run 50–250 ms at 250k pending on the
+// project's machine). s.mu must be held.
+func (s *Scheduler[K]) shrink() {
+	const minCap = 1024
+	if n := len(s.heap); cap(s.heap) > minCap && n < cap(s.heap)/4 {
+		s.heap = append(make([]entry, 0, max(n+n/4, minCap)), s.heap...)
 	}
 }
 

@@ -44,7 +44,7 @@ func (s *Scheduler[K]) push(key K, ns int64) {
 
 // remove deletes the entry at heap position i and its key. Its slot joins
 // the free list: no other key moves, so the index changes only by the
-// delete (compact renumbers slots when most are free).
+// delete.
 func (s *Scheduler[K]) remove(i int) {
 	sl := s.heap[i].slot
 	last := len(s.heap) - 1
