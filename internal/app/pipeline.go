@@ -17,6 +17,45 @@ import (
 // EventWriter is what the projector needs from the store.
 type EventWriter interface {
 	ApplyEvents(ctx context.Context, evs []event.Event) (int, error)
+	OffDutyDevices(ctx context.Context, deviceIDs []string) (map[string]bool, error)
+}
+
+// applyLocationPolicy keeps positions the location policy forbids out of
+// a batch: an off-duty worker's position reports are dropped entirely and
+// other events lose their position — except alarms (SOS, duress, fall),
+// which open an alert and so are on duty by definition.
+func applyLocationPolicy(evs []event.Event, off map[string]bool) (kept []event.Event, dropped int) {
+	if len(off) == 0 {
+		return evs, 0
+	}
+	kept = evs[:0:0]
+	for _, e := range evs {
+		if off[e.DeviceID] && !e.IsAlarm() {
+			if e.Type == event.TypePosition {
+				dropped++
+				continue
+			}
+			e.Position = nil
+		}
+		kept = append(kept, e)
+	}
+	return kept, dropped
+}
+
+// offDuty asks the store which of a batch's devices are off duty.
+func offDuty(ctx context.Context, st EventWriter, evs []event.Event) (map[string]bool, error) {
+	seen := make(map[string]bool, 16)
+	var ids []string
+	for i := range evs {
+		if evs[i].Position != nil && !seen[evs[i].DeviceID] {
+			seen[evs[i].DeviceID] = true
+			ids = append(ids, evs[i].DeviceID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return st.OffDutyDevices(ctx, ids)
 }
 
 // projector turns batches of bus messages into store transactions (group
@@ -30,6 +69,7 @@ type projector struct {
 	dups      prometheus.Counter
 	poison    prometheus.Counter
 	deferred  prometheus.Counter
+	offDuty   prometheus.Counter
 }
 
 func newProjector(st EventWriter, log *slog.Logger, reg prometheus.Registerer) *projector {
@@ -51,7 +91,10 @@ func newProjector(st EventWriter, log *slog.Logger, reg prometheus.Registerer) *
 			Name: "vigil_projector_deferred_total", Help: "Bus messages in an encoding this version cannot read, left for redelivery.",
 		}),
 	}
-	reg.MustRegister(p.batches, p.projected, p.dups, p.poison, p.deferred)
+	p.offDuty = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_projector_positions_not_stored_total", Help: "Position reports of off-duty workers not stored (location policy on_duty).",
+	})
+	reg.MustRegister(p.batches, p.projected, p.dups, p.poison, p.deferred, p.offDuty)
 	return p
 }
 
@@ -94,6 +137,16 @@ func (p *projector) handle(ctx context.Context, msgs []bus.Msg) ([]int, error) {
 	evs, poison, deferred, badEvents := decodeMsgs(msgs, p.log)
 	p.deferred.Add(float64(deferred))
 	p.poison.Add(float64(badEvents))
+	if len(evs) == 0 {
+		p.poison.Add(float64(len(poison)))
+		return poison, nil
+	}
+	off, err := offDuty(ctx, p.st, evs)
+	if err != nil {
+		return nil, fmt.Errorf("project: location policy: %w", err)
+	}
+	evs, dropped := applyLocationPolicy(evs, off)
+	p.offDuty.Add(float64(dropped))
 	if len(evs) == 0 {
 		p.poison.Add(float64(len(poison)))
 		return poison, nil

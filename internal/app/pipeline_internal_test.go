@@ -20,6 +20,37 @@ func (w *recordingWriter) ApplyEvents(_ context.Context, evs []event.Event) (int
 	return len(evs), nil
 }
 
+func (w *recordingWriter) OffDutyDevices(context.Context, []string) (map[string]bool, error) {
+	return nil, nil
+}
+
+// TestLocationPolicyFilter: an off-duty worker's position reports are
+// dropped, other events lose their position, alarms keep theirs, and
+// other devices are untouched.
+func TestLocationPolicyFilter(t *testing.T) {
+	pos := &event.Position{Lat: 51.5, Lon: -0.1, AccuracyM: 5}
+	evs := []event.Event{
+		{DeviceID: "off", MsgID: "1", Type: event.TypePosition, Position: pos},
+		{DeviceID: "off", MsgID: "2", Type: event.TypeHeartbeat, Position: pos},
+		{DeviceID: "off", MsgID: "3", Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonSOS}, Position: pos},
+		{DeviceID: "off", MsgID: "4", Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonCheckIn}, Position: pos},
+		{DeviceID: "on", MsgID: "5", Type: event.TypePosition, Position: pos},
+	}
+	kept, dropped := applyLocationPolicy(evs, map[string]bool{"off": true})
+	if dropped != 1 || len(kept) != 4 {
+		t.Fatalf("dropped %d, kept %d; want 1 and 4", dropped, len(kept))
+	}
+	for _, e := range kept {
+		wantPos := e.MsgID == "3" || e.MsgID == "5"
+		if (e.Position != nil) != wantPos {
+			t.Errorf("event %s: position kept %v, want %v", e.MsgID, e.Position != nil, wantPos)
+		}
+	}
+	if evs[1].Position == nil {
+		t.Error("the filter changed the caller's events")
+	}
+}
+
 // A bus message in an encoding this version cannot read (a newer version
 // wrote it during a rolling upgrade) is left for redelivery, never dropped;
 // a corrupt one of our own encoding is terminated; the rest are stored.

@@ -190,3 +190,45 @@ func TestAPIRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestLocationPrivacy: under the default "on duty only" policy, a
+// worker's positions outside a session or an open alert are not stored at
+// all — no history row, no last position — while the rest of the event
+// is; during a session they are stored.
+func TestLocationPrivacy(t *testing.T) {
+	a := vigiltest.StartApp(t, vigiltest.Config(t))
+	ctx := context.Background()
+	dev := register(t, a)
+	st := a.Store()
+	if err := st.CreatePerson(ctx, store.Person{ID: "p1", OrgID: "acme", Kind: store.PersonWorker, Name: "Ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AssignDevice(ctx, dev.DeviceID, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	cl := mqttConnect(t, a, dev)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	pos := &event.Position{Lat: 51.5, Lon: -0.12, AccuracyM: 8}
+	publishEvent(t, cl, dev.DeviceID, event.Message{V: 1, ID: "off-pos", TS: now, Type: event.TypePosition, Position: pos})
+	publishEvent(t, cl, dev.DeviceID, event.Message{V: 1, ID: "off-hb", TS: now.Add(time.Millisecond), Type: event.TypeHeartbeat})
+	eventually(t, "the off-duty heartbeat stored", func() bool {
+		ok, err := st.HasEvent(ctx, dev.DeviceID, "off-hb")
+		return err == nil && ok
+	})
+	if ps, err := st.Positions(ctx, dev.DeviceID, time.Time{}, time.Time{}); err != nil || len(ps) != 0 {
+		t.Errorf("off duty: %d positions stored (%v), want none", len(ps), err)
+	}
+	if d, _ := st.GetDevice(ctx, dev.DeviceID); d.State.LastPosition != nil {
+		t.Error("off duty: the device's last position was stored")
+	}
+
+	api := newAPIClient(t, a)
+	if code := api.do("POST", "/api/v1/sessions", `{"person_id":"p1","duration":"1h"}`, nil); code != 201 {
+		t.Fatalf("start session: %d", code)
+	}
+	publishEvent(t, cl, dev.DeviceID, event.Message{V: 1, ID: "on-pos", TS: now.Add(time.Second), Type: event.TypePosition, Position: pos})
+	eventually(t, "the on-duty position stored", func() bool {
+		ps, err := st.Positions(ctx, dev.DeviceID, time.Time{}, time.Time{})
+		return err == nil && len(ps) == 1 && ps[0].MsgID == "on-pos"
+	})
+}

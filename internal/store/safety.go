@@ -214,4 +214,11 @@ type SafetyStore interface {
 	GetGeofence(ctx context.Context, id string) (GeofenceRecord, error)
 	ListGeofences(ctx context.Context, orgID string) ([]GeofenceRecord, error) // "" for all
 	DeleteGeofence(ctx context.Context, id string) error
+
+	// OffDutyDevices returns which of the given devices' positions must
+	// not be stored now under their organisation's location policy: a
+	// device worn by a worker of an organisation with LocationOnDuty, who
+	// has neither an active session nor an open alert. Unknown,
+	// unassigned and residents' devices are never off duty.
+	OffDutyDevices(ctx context.Context, deviceIDs []string) (map[string]bool, error)
 }

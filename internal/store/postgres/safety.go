@@ -522,3 +522,30 @@ func (s *Store) SetDuressCode(ctx context.Context, personID string, hash []byte)
 	}
 	return nil
 }
+
+// OffDutyDevices returns the devices whose positions the location policy
+// keeps out of the store now.
+func (s *Store) OffDutyDevices(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT d.id FROM devices d
+		JOIN people p ON p.id = d.person_id
+		JOIN orgs o ON o.id = d.org_id
+		WHERE d.id = ANY($1)
+		AND p.kind = 'worker' AND o.location_policy = 'on_duty'
+		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.person_id = d.person_id AND s.state = 'active')
+		AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.person_id = d.person_id AND a.state IN ('pending', 'raised', 'acknowledged'))`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("off-duty devices: %w", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("off-duty devices: %w", err)
+	}
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
+}

@@ -534,3 +534,40 @@ func (s *Store) SetDuressCode(ctx context.Context, personID string, hash []byte)
 	}
 	return nil
 }
+
+// OffDutyDevices returns the devices whose positions the location policy
+// keeps out of the store now.
+func (s *Store) OffDutyDevices(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		args := make([]any, n)
+		for i, id := range ids[:n] {
+			args[i] = id
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT d.id FROM devices d
+		JOIN people p ON p.id = d.person_id
+		JOIN orgs o ON o.id = d.org_id
+		WHERE d.id IN (?`+strings.Repeat(", ?", n-1)+`)
+		AND p.kind = 'worker' AND o.location_policy = 'on_duty'
+		AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.person_id = d.person_id AND s.state = 'active')
+		AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.person_id = d.person_id AND a.state IN ('pending', 'raised', 'acknowledged'))`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("off-duty devices: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("off-duty devices: %w", err)
+			}
+			out[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("off-duty devices: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}

@@ -409,3 +409,54 @@ func testPolicyAndDuress(t *testing.T, s store.Store) {
 	}
 	mustErr(t, s.SetDuressCode(ctx, "nope", h), store.ErrNotFound, "duress of unknown person")
 }
+
+// testOffDuty: a worker's device is off duty unless they have an active
+// session or an open alert; residents, unassigned devices and
+// organisations with the "always" policy never are.
+func testOffDuty(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s) // p1 worker (acme), p9 resident (beta); d1, d2 acme; d9 beta
+	must(t, s.AssignDevice(ctx, "d1", "p1"), "assign d1")
+	must(t, s.AssignDevice(ctx, "d9", "p9"), "assign d9")
+	check := func(when string, want ...string) {
+		t.Helper()
+		got, err := s.OffDutyDevices(ctx, []string{"d1", "d2", "d9", "nope"})
+		must(t, err, "off duty")
+		var ids []string
+		for _, id := range []string{"d1", "d2", "d9", "nope"} {
+			if got[id] {
+				ids = append(ids, id)
+			}
+		}
+		if diff := cmp.Diff(want, ids, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: off-duty devices (-want +got):\n%s", when, diff)
+		}
+	}
+	check("worker with nothing open", "d1")
+	x := store.Session{ID: "s1", OrgID: "acme", PersonID: "p1", StartedAt: at(0), ExpectedEnd: at(time.Hour)}
+	must(t, s.CreateSession(ctx, x), "session")
+	check("during a session")
+	got, err := s.GetSession(ctx, "s1")
+	must(t, err, "get")
+	got.State, got.EndedAt = store.SessionEnded, at(time.Minute)
+	_, err = s.UpdateSession(ctx, got)
+	must(t, err, "end")
+	check("after the session", "d1")
+	a := sosAlert("a1", at(2*time.Minute))
+	a.SessionID = ""
+	_, _, err = s.RaiseAlert(ctx, a, store.AlertEntry{At: at(2 * time.Minute), Actor: "engine", Action: "raised", Cause: "c"})
+	must(t, err, "raise")
+	check("with an open alert")
+	cur := mustGetAlert(t, s, "a1")
+	cur.State = store.AlertResolved
+	_, err = s.UpdateAlert(ctx, cur, store.AlertEntry{At: at(3 * time.Minute), Actor: "u", Action: "resolved"})
+	must(t, err, "resolve")
+	check("after the alert is resolved", "d1")
+	must(t, s.SetLocationPolicy(ctx, "acme", store.LocationAlways), "policy")
+	check("policy always")
+	got2, err := s.OffDutyDevices(ctx, nil)
+	must(t, err, "no devices")
+	if len(got2) != 0 {
+		t.Errorf("no devices: %v", got2)
+	}
+}

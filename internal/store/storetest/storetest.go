@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SessionPresets", testSessionPresets},
 		{"Geofences", testGeofences},
 		{"LocationPolicyAndDuress", testPolicyAndDuress},
+		{"OffDutyDevices", testOffDuty},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
