@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigil/internal/bus"
 	"vigil/internal/fall"
 	"vigil/internal/fallwatch"
+	"vigil/internal/safety"
 	"vigil/internal/store"
 )
 
@@ -38,7 +40,10 @@ func (f fallStates) PutStates(ctx context.Context, states map[string]string) err
 
 // fallConsumer feeds the motion subjects of the bus to the fall watcher.
 type fallConsumer struct {
-	w        *fallwatch.Watcher
+	w *fallwatch.Watcher
+	// motion, when set, also gets every window (the safety engine's
+	// no-motion rule).
+	motion   func(ctx context.Context, ms []safety.Motion) error
 	log      *slog.Logger
 	detected prometheus.Counter
 	windows  prometheus.Counter
@@ -65,6 +70,20 @@ func (c *fallConsumer) handle(ctx context.Context, msgs []bus.Msg) ([]int, error
 	d, err := c.w.Handle(ctx, evs)
 	if err != nil {
 		return nil, fmt.Errorf("fall detection: %w", err)
+	}
+	if c.motion != nil {
+		ms := make([]safety.Motion, 0, len(evs))
+		for i := range evs {
+			e := &evs[i]
+			if e.Motion == nil || e.Motion.RateHz <= 0 {
+				continue
+			}
+			end := e.DeviceTime.Add(time.Duration(float64(len(e.Motion.Accel)) / e.Motion.RateHz * float64(time.Second)))
+			ms = append(ms, safety.Motion{DeviceID: e.DeviceID, End: end, Moving: safety.Moving(e.Motion)})
+		}
+		if err := c.motion(ctx, ms); err != nil {
+			return nil, fmt.Errorf("no-motion: %w", err)
+		}
 	}
 	c.windows.Add(float64(len(evs)))
 	c.detected.Add(float64(len(d.Falls)))

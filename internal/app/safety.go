@@ -54,10 +54,16 @@ func (a *App) setupSafety() {
 	if remind == 0 {
 		remind = -1 // the config's 0 is "no reminders"; the engine's zero is its default
 	}
+	noMotion := sc.NoMotionAfter
+	if noMotion == 0 {
+		noMotion = -1 // the config's 0 is "off"
+	}
 	a.safety = safety.New(a.store, mqttCommander{a.mqtt}, a.deps.Clock, log, safety.Config{
 		RemindBefore: remind, OfflineAfter: sc.OfflineAfter, BatteryWarn: sc.BatteryWarn,
 		BatteryCritical: sc.BatteryCritical, SOSCancelWindow: sc.SOSCancelWindow, PreAlert: sc.PreAlert,
+		ManDownPreAlert: sc.ManDownPreAlert, NoMotionAfter: noMotion,
 	})
+	a.falls.motion = a.safety.HandleMotion
 	a.safetyCons = &safetyConsumer{eng: a.safety, log: log,
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_safety_events_total", Help: "Events the safety engine has applied.",

@@ -112,6 +112,8 @@ type SafetyConfig struct {
 	RemindBefore    time.Duration
 	SOSCancelWindow time.Duration
 	PreAlert        time.Duration
+	ManDownPreAlert time.Duration
+	NoMotionAfter   time.Duration
 	BatteryWarn     int
 	BatteryCritical int
 }
@@ -151,6 +153,8 @@ func Default() Config {
 			RemindBefore:    5 * time.Minute,
 			SOSCancelWindow: time.Minute,
 			PreAlert:        time.Minute,
+			ManDownPreAlert: 30 * time.Second,
+			NoMotionAfter:   2 * time.Minute,
 			BatteryWarn:     20,
 			BatteryCritical: 10,
 		},
@@ -287,6 +291,12 @@ func (c Config) Validate() error {
 	}
 	if sf.PreAlert < 5*time.Second || sf.PreAlert > 5*time.Minute {
 		bad("safety.pre_alert", "%s: want 5s to 5m", sf.PreAlert)
+	}
+	if sf.ManDownPreAlert < 5*time.Second || sf.ManDownPreAlert > 5*time.Minute {
+		bad("safety.man_down_pre_alert", "%s: want 5s to 5m", sf.ManDownPreAlert)
+	}
+	if sf.NoMotionAfter != 0 && (sf.NoMotionAfter < 30*time.Second || sf.NoMotionAfter > time.Hour) {
+		bad("safety.no_motion_after", "%s: want 30s to 1h, or 0 to turn no-motion detection off", sf.NoMotionAfter)
 	}
 	if sf.BatteryCritical < 1 || sf.BatteryWarn > 99 || sf.BatteryCritical > sf.BatteryWarn {
 		bad("safety.battery_warn", "warn %d%% and critical %d%%: want 1 <= critical <= warn <= 99", sf.BatteryWarn, sf.BatteryCritical)

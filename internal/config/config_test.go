@@ -56,7 +56,7 @@ func TestGoodFile(t *testing.T) {
 		Admin: AdminConfig{Listen: "unix:/run/vigil/admin.sock"},
 		API:   APIConfig{Listen: "0.0.0.0:8444", DevUnauthenticatedPublic: true},
 		Safety: SafetyConfig{OfflineAfter: 20 * time.Minute, RemindBefore: 10 * time.Minute, SOSCancelWindow: 30 * time.Second,
-			PreAlert: 45 * time.Second, BatteryWarn: 25, BatteryCritical: 5},
+			PreAlert: 45 * time.Second, ManDownPreAlert: 20 * time.Second, NoMotionAfter: 3 * time.Minute, BatteryWarn: 25, BatteryCritical: 5},
 		TLS: TLSConfig{
 			CertFile: "/etc/vigil/server.crt",
 			KeyFile:  "/etc/vigil/server.key",

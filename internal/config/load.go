@@ -65,6 +65,8 @@ var options = withSecretFiles([]option{
 	{"safety.remind_before", "remind-before", "send check-in reminders this `duration` before a check-in is due (0 for none)", kindDuration, func(c *Config) any { return &c.Safety.RemindBefore }},
 	{"safety.sos_cancel_window", "sos-cancel-window", "how long (`duration`) the wearer may cancel an SOS as a false press", kindDuration, func(c *Config) any { return &c.Safety.SOSCancelWindow }},
 	{"safety.pre_alert", "pre-alert", "pre-alert `duration` of a fall or man-down before it is raised", kindDuration, func(c *Config) any { return &c.Safety.PreAlert }},
+	{"safety.man_down_pre_alert", "man-down-pre-alert", "pre-alert `duration` of a man-down or no-motion alarm", kindDuration, func(c *Config) any { return &c.Safety.ManDownPreAlert }},
+	{"safety.no_motion_after", "no-motion-after", "raise no_motion after this `duration` without movement in a session (0: off)", kindDuration, func(c *Config) any { return &c.Safety.NoMotionAfter }},
 	{"safety.battery_warn", "battery-warn", "low-battery warning threshold in `percent`", kindInt, func(c *Config) any { return &c.Safety.BatteryWarn }},
 	{"safety.battery_critical", "battery-critical", "critical battery threshold in `percent`", kindInt, func(c *Config) any { return &c.Safety.BatteryCritical }},
 	{"tls.cert_file", "tls-cert", "TLS certificate `file` (PEM); empty for the built-in CA", kindString, func(c *Config) any { return &c.TLS.CertFile }},

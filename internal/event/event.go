@@ -38,10 +38,11 @@ const (
 	TypeButton    Type = "button"
 	TypeMotion    Type = "motion"
 	TypeFall      Type = "fall"
+	TypeAlarm     Type = "alarm"
 )
 
 // Types lists every event type, in documentation order.
-var Types = []Type{TypePosition, TypeHeartbeat, TypeBattery, TypeButton, TypeMotion, TypeFall}
+var Types = []Type{TypePosition, TypeHeartbeat, TypeBattery, TypeButton, TypeMotion, TypeFall, TypeAlarm}
 
 // ButtonKind says which button or soft button was pressed.
 type ButtonKind string
@@ -133,6 +134,23 @@ type Fall struct {
 	Confidence float64 `json:"confidence"`
 }
 
+// AlarmKind says which alarm a device raised by itself.
+type AlarmKind string
+
+// The device alarm kinds.
+const (
+	// AlarmManDown: the device found its wearer down (tilt, impact and no
+	// movement by its own rules).
+	AlarmManDown AlarmKind = "man_down"
+	// AlarmNoMotion: the device saw no movement for its configured time.
+	AlarmNoMotion AlarmKind = "no_motion"
+)
+
+// Alarm is an alarm the device decided by itself (man-down, no-motion).
+type Alarm struct {
+	Kind AlarmKind `json:"kind"`
+}
+
 // Message is one event as a device sends it.
 type Message struct {
 	V         int        `json:"v"`
@@ -145,6 +163,7 @@ type Message struct {
 	Button    *Button    `json:"button,omitempty"`
 	Motion    *Motion    `json:"motion,omitempty"`
 	Fall      *Fall      `json:"fall,omitempty"`
+	Alarm     *Alarm     `json:"alarm,omitempty"`
 }
 
 // Event is a validated message normalised with who sent it and when it
@@ -167,6 +186,7 @@ type Event struct {
 	Button    *Button    `json:"button,omitempty"`
 	Motion    *Motion    `json:"motion,omitempty"`
 	Fall      *Fall      `json:"fall,omitempty"`
+	Alarm     *Alarm     `json:"alarm,omitempty"`
 }
 
 // Key is the idempotency key of an event: one device never reuses a message id.
@@ -175,7 +195,7 @@ func (e *Event) Key() string { return e.DeviceID + "/" + e.MsgID }
 // IsAlarm reports whether the event is one that must raise an alert at once.
 func (e *Event) IsAlarm() bool {
 	switch e.Type {
-	case TypeFall:
+	case TypeFall, TypeAlarm:
 		return true
 	case TypeButton:
 		return e.Button != nil && (e.Button.Kind == ButtonSOS || e.Button.Kind == ButtonDuress)
@@ -413,6 +433,7 @@ func (d *Decoder) normalise(m *Message, from Origin, now time.Time) (Event, erro
 		Button:     m.Button,
 		Motion:     m.Motion,
 		Fall:       m.Fall,
+		Alarm:      m.Alarm,
 	}
 	if ev.Position != nil && !ev.Position.FixTime.IsZero() {
 		ev.Position.FixTime = ev.Position.FixTime.UTC()
@@ -448,7 +469,7 @@ func (d *Decoder) validateBody(m *Message) error {
 		return invalid("type", "required")
 	}
 	if !known {
-		return invalid("type", "unknown; want position, heartbeat, battery, button, motion or fall")
+		return invalid("type", "unknown; want position, heartbeat, battery, button, motion, fall or alarm")
 	}
 	// A position may accompany any event (the location of an SOS); every
 	// other body belongs to its own type only.
@@ -461,6 +482,7 @@ func (d *Decoder) validateBody(m *Message) error {
 		{TypeButton, m.Button != nil},
 		{TypeMotion, m.Motion != nil},
 		{TypeFall, m.Fall != nil},
+		{TypeAlarm, m.Alarm != nil},
 	} {
 		if b.present && b.t != m.Type {
 			return invalid(string(b.t), "not allowed on a "+string(m.Type)+" event")
@@ -489,6 +511,17 @@ func (d *Decoder) validateBody(m *Message) error {
 	case TypeFall:
 		if m.Fall == nil {
 			return invalid("fall", "required")
+		}
+	case TypeAlarm:
+		if m.Alarm == nil {
+			return invalid("alarm", "required")
+		}
+		switch m.Alarm.Kind {
+		case AlarmManDown, AlarmNoMotion:
+		case "":
+			return invalid("alarm.kind", "required")
+		default:
+			return invalid("alarm.kind", "unknown; want man_down or no_motion")
 		}
 	}
 	if p := m.Position; p != nil {
@@ -1017,6 +1050,14 @@ func (p *parser) body(name string, bs *bodies) bool {
 		var v Fall
 		bs.Fall = &v
 		return p.object([]string{"confidence"}, func(int) bool { return p.float(&v.Confidence) })
+	case "alarm":
+		var v Alarm
+		bs.Alarm = &v
+		return p.object([]string{"kind"}, func(int) bool {
+			s, ok := p.str()
+			v.Kind = AlarmKind(s)
+			return ok
+		})
 	}
 	return false
 }
@@ -1029,9 +1070,10 @@ type bodies struct {
 	Button    *Button
 	Motion    *Motion
 	Fall      *Fall
+	Alarm     *Alarm
 }
 
-var messageKeys = []string{"v", "id", "ts", "type", "position", "heartbeat", "battery", "button", "motion", "fall"}
+var messageKeys = []string{"v", "id", "ts", "type", "position", "heartbeat", "battery", "button", "motion", "fall", "alarm"}
 
 // fastMessage decodes b into m if b is in the fast path's subset.
 func fastMessage(b []byte, m *Message) bool {
@@ -1053,7 +1095,7 @@ func fastMessage(b []byte, m *Message) bool {
 			return p.body(messageKeys[k], &bs)
 		}
 	}) && p.end()
-	m.Position, m.Heartbeat, m.Battery, m.Button, m.Motion, m.Fall = bs.Position, bs.Heartbeat, bs.Battery, bs.Button, bs.Motion, bs.Fall
+	m.Position, m.Heartbeat, m.Battery, m.Button, m.Motion, m.Fall, m.Alarm = bs.Position, bs.Heartbeat, bs.Battery, bs.Button, bs.Motion, bs.Fall, bs.Alarm
 	return ok
 }
 
@@ -1075,7 +1117,7 @@ func (p *parser) typ(t *Type) bool {
 }
 
 var eventKeys = []string{"v", "org_id", "device_id", "msg_id", "type", "device_time", "received_at", "source", "late",
-	"position", "heartbeat", "battery", "button", "motion", "fall"}
+	"position", "heartbeat", "battery", "button", "motion", "fall", "alarm"}
 
 // fastEvent decodes b into e if b is in the fast path's subset.
 func fastEvent(b []byte, e *Event) bool {
@@ -1116,7 +1158,7 @@ func fastEvent(b []byte, e *Event) bool {
 		}
 		return ok
 	}) && p.end()
-	e.Position, e.Heartbeat, e.Battery, e.Button, e.Motion, e.Fall = bs.Position, bs.Heartbeat, bs.Battery, bs.Button, bs.Motion, bs.Fall
+	e.Position, e.Heartbeat, e.Battery, e.Button, e.Motion, e.Fall, e.Alarm = bs.Position, bs.Heartbeat, bs.Battery, bs.Button, bs.Motion, bs.Fall, bs.Alarm
 	return ok
 }
 
@@ -1289,6 +1331,11 @@ func appendEvent(dst []byte, e *Event) ([]byte, bool) {
 	if f := e.Fall; f != nil {
 		w.key(`,"fall":{"confidence":`)
 		w.float(f.Confidence)
+		w.b = append(w.b, '}')
+	}
+	if a := e.Alarm; a != nil {
+		w.key(`,"alarm":{"kind":`)
+		w.str(string(a.Kind))
 		w.b = append(w.b, '}')
 	}
 	w.b = append(w.b, '}')

@@ -50,6 +50,9 @@ func valid(t event.Type) obj {
 	case event.TypeFall:
 		m["fall"] = obj{"confidence": 0.93}
 		m["position"] = pos
+	case event.TypeAlarm:
+		m["alarm"] = obj{"kind": "man_down"}
+		m["position"] = pos
 	}
 	return m
 }
@@ -288,6 +291,12 @@ func ruleCases() []ruleCase {
 		}, field: "motion.gyro[1]"},
 
 		// Fall.
+		{name: "alarm man_down", typ: event.TypeAlarm, ok: true},
+		{name: "alarm no_motion", typ: event.TypeAlarm, mutate: func(m obj) { set(m, "alarm.kind", "no_motion") }, ok: true},
+		{name: "alarm unknown kind", typ: event.TypeAlarm, mutate: func(m obj) { set(m, "alarm.kind", "panic") }, field: "alarm.kind"},
+		{name: "alarm without kind", typ: event.TypeAlarm, mutate: func(m obj) { m["alarm"] = obj{} }, field: "alarm.kind"},
+		{name: "alarm without body", typ: event.TypeAlarm, mutate: func(m obj) { del(m, "alarm") }, field: "alarm"},
+		{name: "button with alarm body", typ: event.TypeButton, mutate: func(m obj) { m["alarm"] = obj{"kind": "man_down"} }, field: "alarm"},
 		{name: "confidence 0", typ: event.TypeFall, mutate: func(m obj) { set(m, "fall.confidence", 0.0) }, ok: true},
 		{name: "confidence 1", typ: event.TypeFall, mutate: func(m obj) { set(m, "fall.confidence", 1.0) }, ok: true},
 		{name: "confidence missing", typ: event.TypeFall, mutate: func(m obj) { m["fall"] = obj{} }, ok: true}, // 0 is a confidence
@@ -533,6 +542,7 @@ func TestIsAlarm(t *testing.T) {
 		want bool
 	}{
 		{event.Event{Type: event.TypeFall, Fall: &event.Fall{Confidence: 0.2}}, true},
+		{event.Event{Type: event.TypeAlarm, Alarm: &event.Alarm{Kind: event.AlarmManDown}}, true},
 		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonSOS}}, true},
 		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonDuress}}, true},
 		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonCancel}}, false},
@@ -575,7 +585,7 @@ func TestDecodeBatch(t *testing.T) {
 				t.Errorf("got identity %s/%s, want acme/da", ev.OrgID, ev.DeviceID)
 			}
 		}
-		want := []string{"e0:position", "e1:heartbeat", "e2:battery", "e3:button", "e4:motion", "e5:fall"}
+		want := []string{"e0:position", "e1:heartbeat", "e2:battery", "e3:button", "e4:motion", "e5:fall", "e6:alarm"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}

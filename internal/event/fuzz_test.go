@@ -191,6 +191,10 @@ func checkAccepted(t *testing.T, dec *event.Decoder, ev event.Event) {
 			t.Fatal("accepted a fall event without a fall")
 		}
 		inRange("confidence", ev.Fall.Confidence, 0, 1)
+	case event.TypeAlarm:
+		if ev.Alarm == nil || (ev.Alarm.Kind != event.AlarmManDown && ev.Alarm.Kind != event.AlarmNoMotion) {
+			t.Fatalf("accepted an alarm event with %+v", ev.Alarm)
+		}
 	default:
 		t.Fatalf("accepted type %q", ev.Type)
 	}

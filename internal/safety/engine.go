@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -89,6 +90,13 @@ type Config struct {
 	// PreAlert is the pending stage of a detected fall or man-down during
 	// which the wearer can cancel before it is raised; default 60 s.
 	PreAlert time.Duration
+	// ManDownPreAlert is the pending stage of a man-down or no-motion
+	// alarm; default 30 s (as Blackline's).
+	ManDownPreAlert time.Duration
+	// NoMotionAfter: no movement in a device's motion windows for this
+	// long during a session raises a no_motion pre-alert; default 2 min,
+	// negative to turn it off.
+	NoMotionAfter time.Duration
 	// DeviceCacheTTL: how long the engine trusts what it read about a
 	// device (its person and organisation) before reading it again;
 	// default 1 min.
@@ -114,6 +122,12 @@ func (c Config) withDefaults() Config {
 	if c.PreAlert <= 0 {
 		c.PreAlert = 60 * time.Second
 	}
+	if c.ManDownPreAlert <= 0 {
+		c.ManDownPreAlert = 30 * time.Second
+	}
+	if c.NoMotionAfter == 0 {
+		c.NoMotionAfter = 2 * time.Minute
+	}
 	if c.DeviceCacheTTL <= 0 {
 		c.DeviceCacheTTL = time.Minute
 	}
@@ -129,6 +143,7 @@ const (
 	timerOverrun                       // id: session
 	timerPending                       // id: alert
 	timerOffline                       // id: device
+	timerNoMotion                      // id: device
 )
 
 type timerKey struct {
@@ -147,6 +162,8 @@ type devInfo struct {
 	posTime         time.Time
 	battery         int // -1 unknown
 	charging        bool
+	lastMove        time.Time // end of the newest motion window with movement
+	alertedMove     time.Time // lastMove when no_motion was last raised
 }
 
 // Engine runs the rules.
@@ -248,6 +265,7 @@ func (e *Engine) fromDevice(d store.Device, resident bool, now time.Time) *devIn
 		readAt: now, battery: -1}
 	if old, ok := e.devices[d.ID]; ok {
 		info.lastSeen, info.pos, info.posTime, info.battery, info.charging = old.lastSeen, old.pos, old.posTime, old.battery, old.charging
+		info.lastMove, info.alertedMove = old.lastMove, old.alertedMove
 	}
 	if d.State.LastSeen.After(info.lastSeen) {
 		info.lastSeen = d.State.LastSeen
@@ -362,6 +380,27 @@ func (e *Engine) fire(ctx context.Context, it deadline.Item[timerKey]) error {
 		if err == nil && a.State == store.AlertRaised {
 			e.command(ctx, a.DeviceID, Command{Type: "alert_raised", AlertID: a.ID})
 		}
+	case timerNoMotion:
+		d := e.devices[it.Key.id]
+		if d == nil {
+			return nil
+		}
+		at, ok := e.noMotionDeadline(d)
+		if !ok {
+			return nil
+		}
+		if e.clk.Now().Before(at) {
+			e.sch.Set(it.Key, at)
+			return nil
+		}
+		err := e.raise(ctx, alertSpec{kind: alert.KindNoMotion, dedup: "no_motion:" + d.id,
+			cause: fmt.Sprintf("nomotion:%s:%d", d.id, d.lastMove.UnixNano()), causeTime: at,
+			session: e.activeSession(d.person), person: d.person, org: d.org, device: d, actor: "engine",
+			detail: "no movement since " + d.lastMove.UTC().Format(time.RFC3339), preAlert: e.cfg.ManDownPreAlert})
+		if err == nil {
+			d.alertedMove = d.lastMove // one alert per still spell
+		}
+		return err
 	case timerOffline:
 		d := e.devices[it.Key.id]
 		if d == nil {
@@ -470,9 +509,92 @@ func (e *Engine) handle(ctx context.Context, ev *event.Event) error {
 		return e.button(ctx, d, ev)
 	case event.TypeFall:
 		return e.fall(ctx, d, ev)
+	case event.TypeAlarm:
+		kind, what := alert.KindManDown, "man-down reported by the device"
+		if ev.Alarm.Kind == event.AlarmNoMotion {
+			kind, what = alert.KindNoMotion, "no motion reported by the device"
+		}
+		return e.raise(ctx, alertSpec{kind: kind, dedup: kind + ":" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
+			session: e.activeSession(d.person), person: d.person, org: d.org, device: d, ev: ev, actor: "device:" + d.id,
+			detail: what, preAlert: e.cfg.ManDownPreAlert})
 	}
 	return nil
 }
+
+// noMotionDeadline is when a device in a session counts as not moving:
+// its last movement (or the session start, if later) plus NoMotionAfter.
+// Only devices that send motion windows are watched.
+func (e *Engine) noMotionDeadline(d *devInfo) (time.Time, bool) {
+	s := e.activeSession(d.person)
+	if s == nil || d.lastMove.IsZero() || e.cfg.NoMotionAfter < 0 || d.disabled || d.alertedMove.Equal(d.lastMove) {
+		return time.Time{}, false
+	}
+	if s.DeviceID != "" && s.DeviceID != d.id {
+		return time.Time{}, false
+	}
+	base := d.lastMove
+	if s.StartedAt.After(base) {
+		base = s.StartedAt
+	}
+	return base.Add(e.cfg.NoMotionAfter), true
+}
+
+// Motion is what the engine needs of a motion window: when it ended and
+// whether the wearer moved in it (see Moving).
+type Motion struct {
+	DeviceID string
+	End      time.Time
+	Moving   bool
+}
+
+// HandleMotion notes motion windows (the fall consumer passes them on) for
+// no-motion detection. The first window of a device starts its clock even
+// if still; later still windows leave it running.
+func (e *Engine) HandleMotion(ctx context.Context, ms []Motion) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range ms {
+		d, err := e.device(ctx, m.DeviceID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("safety: motion of %s: %w", m.DeviceID, err)
+		}
+		if (m.Moving || d.lastMove.IsZero()) && m.End.After(d.lastMove) {
+			d.lastMove = m.End
+		}
+		if at, ok := e.noMotionDeadline(d); ok {
+			e.sch.Set(timerKey{timerNoMotion, d.id}, at)
+		}
+	}
+	return nil
+}
+
+// Moving reports whether a motion window shows the wearer moving: the
+// acceleration's magnitude varies by more than MovingStdG (a device lying
+// still, or on a motionless body, varies by its sensor noise, ~0.01 g).
+func Moving(m *event.Motion) bool {
+	if m == nil || len(m.Accel) < 2 {
+		return false
+	}
+	var sum, sum2 float64
+	for _, a := range m.Accel {
+		if len(a) != 3 {
+			continue
+		}
+		g := math.Sqrt(a[0]*a[0] + a[1]*a[1] + a[2]*a[2])
+		sum += g
+		sum2 += g * g
+	}
+	n := float64(len(m.Accel))
+	mean := sum / n
+	return math.Sqrt(math.Max(0, sum2/n-mean*mean)) > MovingStdG
+}
+
+// MovingStdG is the standard deviation of the acceleration magnitude, in
+// g, above which a window counts as movement.
+const MovingStdG = 0.03
 
 func (e *Engine) monitored(d *devInfo) bool {
 	return d.person != "" && !d.disabled && (d.resident || e.byPerson[d.person] != "")

@@ -159,6 +159,9 @@ func (e *Engine) StartSession(ctx context.Context, r StartRequest) (StartResult,
 		if at, ok := e.offlineDeadline(d); ok {
 			e.sch.Set(timerKey{timerOffline, d.id}, at)
 		}
+		if at, ok := e.noMotionDeadline(d); ok {
+			e.sch.Set(timerKey{timerNoMotion, d.id}, at)
+		}
 		if d.battery >= 0 && d.battery <= e.cfg.BatteryWarn && !d.charging {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("device %s battery at %d%%", d.id, d.battery))
 			err := e.raise(ctx, alertSpec{kind: alert.KindLowBattery, dedup: "low_battery:" + d.id,
@@ -324,8 +327,11 @@ func (e *Engine) End(ctx context.Context, sessionID, by string) (store.Session, 
 		return s, err
 	}
 	for _, d := range e.devices {
-		if d.person == s.PersonID && !e.monitored(d) {
-			e.sch.Cancel(timerKey{timerOffline, d.id})
+		if d.person == s.PersonID {
+			e.sch.Cancel(timerKey{timerNoMotion, d.id})
+			if !e.monitored(d) {
+				e.sch.Cancel(timerKey{timerOffline, d.id})
+			}
 		}
 	}
 	e.log.Info("session ended", "session_id", s.ID, "org_id", s.OrgID)

@@ -270,6 +270,15 @@ func (m *model) sos(now time.Time) event.Message {
 	return msg
 }
 
+// manDown is the device's own man-down (or no-motion) alarm.
+func (m *model) manDown(now time.Time, kind event.AlarmKind) event.Message {
+	m.advance(now)
+	msg := m.envelope(event.TypeAlarm, now)
+	msg.Alarm = &event.Alarm{Kind: kind}
+	msg.Position = m.fix()
+	return msg
+}
+
 // motion returns an accelerometer window. When fall is true, or by chance
 // (fallWindowOdds), the window holds a fall-like spike and a second
 // message is returned: the device's own fall event.

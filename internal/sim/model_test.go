@@ -32,6 +32,9 @@ func script(m *model) []event.Message {
 		if i%100 == 7 {
 			out = append(out, m.sos(now))
 		}
+		if i == 401 {
+			out = append(out, m.manDown(now, event.AlarmManDown))
+		}
 		if i%50 == 3 {
 			w, f := m.motion(now, i == 253)
 			out = append(out, w)
