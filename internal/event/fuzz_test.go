@@ -216,7 +216,7 @@ func checkAccepted(t *testing.T, dec *event.Decoder, ev event.Event) {
 	msg := event.Message{
 		V: back.V, ID: back.MsgID, TS: back.DeviceTime, Type: back.Type,
 		Position: back.Position, Heartbeat: back.Heartbeat, Battery: back.Battery,
-		Button: back.Button, Motion: back.Motion, Fall: back.Fall,
+		Button: back.Button, Motion: back.Motion, Fall: back.Fall, Alarm: back.Alarm,
 	}
 	raw, err := json.Marshal(msg)
 	if err != nil {
