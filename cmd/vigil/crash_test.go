@@ -21,6 +21,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"vigil/internal/device"
+	"vigil/internal/store"
 	"vigil/internal/store/sqlite"
 )
 
@@ -227,7 +228,8 @@ func (p *publisher) ackedIDs() []string {
 // TestNoAckedEventLostOnKill9: `vigil serve` runs as a separate process;
 // real MQTT clients publish QoS 1 messages while the server is killed with
 // SIGKILL at random moments, at least 10 times, and restarted. Every
-// PUBACKed message must end up in the store exactly once.
+// PUBACKed message must end up in the store exactly once, and every
+// acknowledged SOS in exactly one alert.
 func TestNoAckedEventLostOnKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill -9 test runs the server as a process; skipped with -short")
@@ -281,9 +283,14 @@ func TestNoAckedEventLostOnKill9(t *testing.T) {
 	wg.Wait()
 
 	var acked []string
+	sosIDs := map[string]bool{}
 	for _, p := range pubs {
 		for _, id := range p.ackedIDs() {
 			acked = append(acked, p.creds.DeviceID+"/"+id)
+			var n int
+			if _, err := fmt.Sscanf(id, "m%d", &n); err == nil && n%50 == 0 {
+				sosIDs[p.creds.DeviceID+"/"+id] = true
+			}
 		}
 	}
 	t.Logf("%d kills, %d PUBACKed messages", kills, len(acked))
@@ -314,7 +321,38 @@ func TestNoAckedEventLostOnKill9(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Every acknowledged SOS is in exactly one alert's timeline (the
+		// cause is unique), and each device has one open SOS alert that
+		// the repeats joined: none lost, none doubled across the kills.
+		for _, k := range acked {
+			if !sosIDs[k] {
+				continue
+			}
+			ok, err := st.HasCause(context.Background(), "ev:"+k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				missing++
+			}
+		}
 		if missing == 0 {
+			alerts, err := st.ListAlerts(context.Background(), store.AlertFilter{Kind: "sos", Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			perDevice := map[string]int{}
+			for _, a := range alerts {
+				perDevice[a.DeviceID]++
+			}
+			for dev, n := range perDevice {
+				if n != 1 {
+					t.Errorf("device %s has %d SOS alerts, want 1 (repeats join the open one)", dev, n)
+				}
+			}
+			if len(perDevice) == 0 {
+				t.Error("no SOS alert raised")
+			}
 			// The device's event counter (advanced by the projector) must
 			// equal the events stored: a redelivered batch counted twice
 			// would show here.
