@@ -81,26 +81,49 @@ func (s *Service) Escalate(ctx context.Context, id string) (store.Alert, error) 
 // cancel after the window is recorded on the timeline and refused with
 // ErrCancelWindow.
 func (s *Service) Cancel(ctx context.Context, id, by, code string) (store.Alert, error) {
+	return s.CancelFor(ctx, id, by, code, "")
+}
+
+// CancelFor is Cancel recording cause (e.g. the device event that asked
+// for it) on the timeline entry, so the same cause never acts twice.
+func (s *Service) CancelFor(ctx context.Context, id, by, code, cause string) (store.Alert, error) {
 	got, err := s.transition(ctx, id, func(a store.Alert, now time.Time) (store.Alert, store.AlertEntry, error) {
-		if code != "" && a.PersonID != "" {
-			p, err := s.st.GetPerson(ctx, a.PersonID)
-			if err != nil {
-				return a, store.AlertEntry{}, fmt.Errorf("check code: %w", err)
-			}
-			if len(p.DuressCodeHash) > 0 && subtle.ConstantTimeCompare(p.DuressCodeHash, store.DuressHash(p.ID, code)) == 1 {
-				if a.Duress {
-					return a, store.AlertEntry{}, errAlreadyDuress
-				}
-				return Duress(a, by, now)
-			}
-		}
-		return Cancel(a, by, now)
+		a, e, err := s.cancel(ctx, a, now, by, code)
+		e.Cause = cause
+		return a, e, err
 	})
+	return s.outcome(ctx, id, by, cause, got, err)
+}
+
+// cancel decides a wearer's cancel: duress when code is the person's
+// duress code, a plain cancel otherwise.
+func (s *Service) cancel(ctx context.Context, a store.Alert, now time.Time, by, code string) (store.Alert, store.AlertEntry, error) {
+	if code != "" && a.PersonID != "" {
+		p, err := s.st.GetPerson(ctx, a.PersonID)
+		if err != nil {
+			return a, store.AlertEntry{}, fmt.Errorf("check code: %w", err)
+		}
+		if len(p.DuressCodeHash) > 0 && subtle.ConstantTimeCompare(p.DuressCodeHash, store.DuressHash(p.ID, code)) == 1 {
+			if a.Duress {
+				return a, store.AlertEntry{}, errAlreadyDuress
+			}
+			return Duress(a, by, now)
+		}
+	}
+	return Cancel(a, by, now)
+}
+
+// outcome turns a cancel's result into what the wearer sees, recording a
+// refused late cancel on the timeline.
+
+func (s *Service) outcome(ctx context.Context, id, by, cause string, got store.Alert, err error) (store.Alert, error) {
 	switch {
 	case errors.Is(err, errAlreadyDuress):
 		return WearerView(got), nil
 	case errors.Is(err, ErrCancelWindow):
-		if _, aerr := s.st.AddAlertEntry(ctx, id, CancelRefused(by, s.clk.Now().UTC())); aerr != nil {
+		e := CancelRefused(by, s.clk.Now().UTC())
+		e.Cause = cause
+		if _, aerr := s.st.AddAlertEntry(ctx, id, e); aerr != nil {
 			return store.Alert{}, errors.Join(err, aerr)
 		}
 		return WearerView(got), err

@@ -45,6 +45,7 @@ type Store interface {
 	alert.Store
 	RaiseAlert(ctx context.Context, a store.Alert, first store.AlertEntry) (store.Alert, store.RaiseResult, error)
 	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
+	HasCause(ctx context.Context, cause string) (bool, error)
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 	ListDevices(ctx context.Context, orgID string) ([]store.Device, error)
 	ListPeople(ctx context.Context, orgID string) ([]store.Person, error)
@@ -677,11 +678,14 @@ func (e *Engine) deviceCancel(ctx context.Context, d *devInfo, ev *event.Event) 
 		return err
 	}
 	actor := "device:" + d.id
+	if done, err := e.st.HasCause(ctx, eventCause(ev)); err != nil || done {
+		return err // a redelivered cancel acts once
+	}
 	for _, a := range open {
 		if a.DeviceID != d.id || (!alert.CanCancel(a, ev.ReceivedAt) && !a.Duress) {
 			continue
 		}
-		v, err := e.svc.Cancel(ctx, a.ID, actor, ev.Button.Code)
+		v, err := e.svc.CancelFor(ctx, a.ID, actor, ev.Button.Code, eventCause(ev))
 		if err != nil && !errors.Is(err, alert.ErrIllegal) {
 			return err
 		}

@@ -344,12 +344,14 @@ func TestFallPreAlert(t *testing.T) {
 		w.send(w.ev("d2", event.TypeFall, fall))
 		w.wantKinds("after a fall", "fall/pending")
 		at(t0, 20*time.Second)
-		w.send(w.ev("d2", event.TypeButton, button(event.ButtonCancel, "")))
+		cancel := w.ev("d2", event.TypeButton, button(event.ButtonCancel, ""))
+		w.send(cancel)
 		w.wantKinds("after cancel", "fall/cancelled")
 		at(t0, 2*time.Minute)
 		w.wantKinds("after the window", "fall/cancelled")
 
 		w.send(w.ev("d2", event.TypeFall, fall))
+		w.send(cancel) // the first cancel redelivered: it acted once already
 		at(t0, 3*time.Minute-time.Second)
 		w.wantKinds("second fall, pending", "fall/pending", "fall/cancelled")
 		at(t0, 3*time.Minute)
