@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"vigil/internal/device"
+	"vigil/internal/store"
+	"vigil/internal/store/sqlite"
 	"vigil/internal/vigiltest"
 )
 
@@ -133,4 +137,79 @@ func TestCLIPersonFallSensitivity(t *testing.T) {
 		t.Errorf("person list: %+v, want %s at +2", people, id)
 	}
 	ok("device", "assign", "--device", c.DeviceID, "--person", "none")
+}
+
+// TestCLISafety: duress codes come from a file, never the command line;
+// zones import validates the whole file first and lists back as GeoJSON;
+// alerts and sessions list.
+func TestCLISafety(t *testing.T) {
+	dir := t.TempDir()
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		return cli(t, nil, append(args, "--data-dir", dir)...)
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		code, out, errs := run(args...)
+		if code != 0 {
+			t.Fatalf("%v: %d %s", args, code, errs)
+		}
+		return out
+	}
+	refused := func(wantCode int, want string, args ...string) {
+		t.Helper()
+		code, _, errs := run(args...)
+		if code != wantCode || !strings.Contains(errs, want) {
+			t.Errorf("%v: code %d, %q; want %d and %q", args, code, errs, wantCode, want)
+		}
+	}
+	ok("org", "add", "--id", "acme", "--name", "Acme Care")
+	id := strings.Fields(ok("person", "add", "--org", "acme", "--name", "Ann", "--kind", "worker"))[1]
+
+	codeFile := filepath.Join(dir, "duress")
+	if err := os.WriteFile(codeFile, []byte("9111\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok("person", "set", "--id", id, "--duress-code-file", codeFile)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "vigil.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.GetPerson(context.Background(), id)
+	st.Close()
+	if err != nil || !bytes.Equal(p.DuressCodeHash, store.DuressHash(id, "9111")) {
+		t.Errorf("duress code not stored as its hash: %v", err)
+	}
+	if err := os.WriteFile(codeFile, []byte("12\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused(2, "4 to 16 characters", "person", "set", "--id", id, "--duress-code-file", codeFile)
+	ok("person", "set", "--id", id, "--clear-duress-code")
+
+	zones := filepath.Join(dir, "zones.geojson")
+	good := `{"type":"FeatureCollection","features":[{"type":"Feature","id":"site","geometry":{"type":"Point","coordinates":[-1.55,53.8]},"properties":{"name":"site","rule":"must_stay_inside","radius_m":300}}]}`
+	if err := os.WriteFile(zones, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := ok("zones", "import", zones, "--org", "acme"); !strings.Contains(out, "1 zones imported") {
+		t.Errorf("zones import: %s", out)
+	}
+	if out := ok("zones", "list", "--org", "acme"); !strings.Contains(out, `"must_stay_inside"`) || !strings.Contains(out, `"site"`) {
+		t.Errorf("zones list: %s", out)
+	}
+	bad := strings.Replace(good, "must_stay_inside", "stay", 1)
+	if err := os.WriteFile(zones, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused(1, "properties.rule", "zones", "import", zones, "--org", "acme")
+	refused(1, "not found", "zones", "import", zones, "--org", "nope")
+	refused(2, "--org", "zones", "list")
+
+	if out := ok("alerts", "list"); !strings.Contains(out, "KIND") {
+		t.Errorf("alerts list: %s", out)
+	}
+	if out := ok("sessions", "list", "--active", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("sessions list --json: %q", out)
+	}
+	refused(2, "--limit", "alerts", "list", "--limit", "0")
 }

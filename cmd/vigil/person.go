@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,7 +22,7 @@ import (
 // and each one's fall-detector sensitivity. (Accounts, contacts and the
 // JSON API come with the access issue.)
 func runPerson(ctx context.Context, e env, args []string) error {
-	const usage = "vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] | vigil person list --org ORG | vigil person set --id ID --fall-sensitivity X"
+	const usage = "vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] | vigil person list --org ORG | vigil person set --id ID [--fall-sensitivity X] [--duress-code-file FILE | --clear-duress-code]"
 	if len(args) == 0 {
 		return usagef(usage)
 	}
@@ -140,28 +141,64 @@ func personList(ctx context.Context, e env, args []string) error {
 func personSet(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("person set", flag.ContinueOnError)
 	id := fs.String("id", "", "person id (required)")
-	sens := fs.String("fall-sensitivity", "", "fall-detector sensitivity (required; see docs/falls.md)")
+	sens := fs.String("fall-sensitivity", "", "fall-detector sensitivity (see docs/falls.md)")
+	duressFile := fs.String("duress-code-file", "", "set the person's duress code from this `file` (4 to 16 characters, one line; a code on the command line would stay in shell history)")
+	clearDuress := fs.Bool("clear-duress-code", false, "remove the person's duress code")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
 		return err
 	}
-	if *id == "" || *sens == "" {
-		return usagef("vigil person set: --id and --fall-sensitivity are required")
+	if *id == "" || (*sens == "" && *duressFile == "" && !*clearDuress) {
+		return usagef("vigil person set: --id and at least one of --fall-sensitivity, --duress-code-file, --clear-duress-code are required")
 	}
-	v, err := sensitivityFlag(*sens)
-	if err != nil {
-		return err
+	if *duressFile != "" && *clearDuress {
+		return usagef("vigil person set: --duress-code-file and --clear-duress-code exclude each other")
+	}
+	var v float64
+	if *sens != "" {
+		if v, err = sensitivityFlag(*sens); err != nil {
+			return err
+		}
+	}
+	var code string
+	if *duressFile != "" {
+		b, err := os.ReadFile(*duressFile)
+		if err != nil {
+			return fmt.Errorf("read duress code: %w", err)
+		}
+		code = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if n := len(code); n < 4 || n > 16 || strings.ContainsAny(code, " \t\r\n") {
+			return usagef("vigil person set: the duress code in %s must be 4 to 16 characters without spaces", *duressFile)
+		}
 	}
 	st, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.SetFallSensitivity(ctx, *id, v); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("person %q not found", *id)
-	} else if err != nil {
+	notFound := func(err error) error {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("person %q not found", *id)
+		}
 		return err
 	}
-	fmt.Fprintf(e.stdout, "person %s: fall sensitivity %+g (a running server applies it within a minute)\n", *id, v)
+	if *sens != "" {
+		if err := st.SetFallSensitivity(ctx, *id, v); err != nil {
+			return notFound(err)
+		}
+		fmt.Fprintf(e.stdout, "person %s: fall sensitivity %+g (a running server applies it within a minute)\n", *id, v)
+	}
+	switch {
+	case code != "":
+		if err := st.SetDuressCode(ctx, *id, store.DuressHash(*id, code)); err != nil {
+			return notFound(err)
+		}
+		fmt.Fprintf(e.stdout, "person %s: duress code set\n", *id)
+	case *clearDuress:
+		if err := st.SetDuressCode(ctx, *id, nil); err != nil {
+			return notFound(err)
+		}
+		fmt.Fprintf(e.stdout, "person %s: duress code removed\n", *id)
+	}
 	return nil
 }

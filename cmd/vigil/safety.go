@@ -125,21 +125,30 @@ func runSessions(ctx context.Context, e env, args []string) error {
 
 // runZones imports and exports an organisation's geofences as GeoJSON.
 func runZones(ctx context.Context, e env, args []string) error {
-	const usage = "vigil zones import --org ORG FILE.geojson | vigil zones list --org ORG"
+	const usage = "vigil zones import FILE.geojson --org ORG | vigil zones list --org ORG"
 	if len(args) == 0 || (args[0] != "import" && args[0] != "list") {
 		return usagef(usage)
 	}
 	fs := flag.NewFlagSet("zones "+args[0], flag.ContinueOnError)
 	org := fs.String("org", "", "organisation id (required)")
-	cfg, err := loadConfig(fs, e, args[1:])
+	rest, file := args[1:], ""
+	if args[0] == "import" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		file, rest = rest[0], rest[1:] // vigil zones import FILE --org ORG
+	}
+	cfg, err := loadConfig(fs, e, rest)
 	if err != nil {
 		return err
 	}
 	if *org == "" {
 		return usagef("vigil zones %s: --org is required", args[0])
 	}
-	if args[0] == "import" && fs.NArg() != 1 {
-		return usagef("vigil zones import: give one GeoJSON file: %s", usage)
+	if args[0] == "import" {
+		switch {
+		case file == "" && fs.NArg() == 1:
+			file = fs.Arg(0)
+		case file == "" || fs.NArg() != 0:
+			return usagef("vigil zones import: give one GeoJSON file: %s", usage)
+		}
 	}
 	st, err := app.OpenStore(ctx, cfg)
 	if err != nil {
@@ -167,7 +176,7 @@ func runZones(ctx context.Context, e env, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 		return err
 	}
-	f, err := os.Open(fs.Arg(0))
+	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
@@ -175,7 +184,7 @@ func runZones(ctx context.Context, e env, args []string) error {
 	n, err := web.ImportZones(ctx, st, *org, f, time.Now().UTC())
 	var ge *geofence.Error
 	if errors.As(err, &ge) {
-		return fmt.Errorf("%s: %s (nothing was imported)", fs.Arg(0), ge.Error())
+		return fmt.Errorf("%s: %s (nothing was imported)", file, ge.Error())
 	}
 	if err != nil {
 		return err
