@@ -152,6 +152,18 @@ func TestSOSThroughThePipeline(t *testing.T) {
 	if code := api.do("POST", "/api/v1/sessions/"+sess.ID+"/end", "", &sess); code != 200 || sess.State != "ended" {
 		t.Errorf("end session: %d %+v", code, sess)
 	}
+	// An organisation's own preset replaces the built-in ones.
+	if code := api.do("PUT", "/api/v1/orgs/acme/session-presets/night", `{"duration":"8h","checkin_interval":"1h","grace":"10m"}`, nil); code != 200 {
+		t.Fatalf("put preset: %d", code)
+	}
+	var presets struct{ Presets []struct{ Name string } }
+	api.do("GET", "/api/v1/orgs/acme/session-presets", "", &presets)
+	if len(presets.Presets) != 1 || presets.Presets[0].Name != "night" {
+		t.Errorf("presets %+v", presets)
+	}
+	if code := api.do("POST", "/api/v1/sessions", `{"person_id":"p1","preset":"night"}`, &sess); code != 201 || sess.CheckinIntervalS != 3600 {
+		t.Errorf("session from the org's preset: %d %+v", code, sess)
+	}
 }
 
 // TestAPIRoutes walks the API's allowlist: every route answers its
@@ -176,6 +188,8 @@ func TestAPIRoutes(t *testing.T) {
 		{"POST", "/api/v1/sessions", `{"person_id":"x","duration":"1h"}`, "person_id"},
 		{"GET", "/api/v1/alerts?state=bogus", "", "state"},
 		{"GET", "/api/v1/alerts?limit=5000", "", "limit"},
+		{"PUT", "/api/v1/orgs/acme/session-presets/night", `{"duration":"30h"}`, "duration"},
+		{"PUT", "/api/v1/orgs/acme/session-presets/Night%20Shift", `{"duration":"3h"}`, "name"},
 		{"POST", "/api/v1/orgs/acme/zones", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[0,0]},"properties":{"rule":"stay"}}]}`, "properties.rule"},
 	} {
 		var e struct{ Error struct{ Code, Field string } }

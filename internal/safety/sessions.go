@@ -1,6 +1,7 @@
 package safety
 
 import (
+	"strings"
 	"time"
 
 	"vigil/internal/store"
@@ -63,4 +64,21 @@ func DefaultPresets() []Preset {
 		{Name: "medium", Duration: 2 * time.Hour, CheckinInterval: 30 * time.Minute, Grace: 5 * time.Minute},
 		{Name: "high", Duration: 30 * time.Minute, CheckinInterval: 15 * time.Minute, Grace: 2 * time.Minute},
 	}
+}
+
+// Validate checks a preset against the limits a session has.
+func (p Preset) Validate() error {
+	switch {
+	case p.Name == "" || len(p.Name) > 40 || strings.ContainsFunc(p.Name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}):
+		return invalid("name", "1 to 40 of a-z, 0-9, - and _")
+	case p.Duration <= 0 || p.Duration > MaxSessionLength:
+		return invalid("duration", "required, at most 24h")
+	case p.CheckinInterval < 0 || (p.CheckinInterval > 0 && p.CheckinInterval < MinCheckin):
+		return invalid("checkin_interval", "0 (none) or at least 1m")
+	case p.Grace < 0 || p.Grace > MaxGrace:
+		return invalid("grace", "between 0 and 2h")
+	}
+	return nil
 }

@@ -60,6 +60,7 @@ type Store interface {
 	GetGeofence(ctx context.Context, id string) (store.GeofenceRecord, error)
 	ListGeofences(ctx context.Context, orgID string) ([]store.GeofenceRecord, error)
 	DeleteGeofence(ctx context.Context, id string) error
+	PutSessionPreset(ctx context.Context, p store.SessionPreset) error
 }
 
 // API is the JSON API.

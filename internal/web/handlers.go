@@ -262,6 +262,38 @@ func (a *API) presets(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"presets": out})
 }
 
+type presetBody struct {
+	Duration        duration `json:"duration"`
+	CheckinInterval duration `json:"checkin_interval"`
+	Grace           duration `json:"grace"`
+}
+
+// putPreset creates or replaces one of an organisation's session presets
+// (once an organisation has any, the built-in ones no longer apply).
+func (a *API) putPreset(w http.ResponseWriter, r *http.Request) {
+	org, name := r.PathValue("org"), r.PathValue("name")
+	if _, err := a.st.GetOrg(r.Context(), org); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var b presetBody
+	if f, m, ok := decode(w, r, maxBody, &b); !ok {
+		a.bad(w, f, m)
+		return
+	}
+	p := safety.Preset{Name: name, Duration: time.Duration(b.Duration), CheckinInterval: time.Duration(b.CheckinInterval), Grace: time.Duration(b.Grace)}
+	if err := p.Validate(); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.st.PutSessionPreset(r.Context(), store.SessionPreset{OrgID: org, Name: p.Name, Duration: p.Duration,
+		CheckinInterval: p.CheckinInterval, Grace: p.Grace}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, presetJSON{Name: p.Name, DurationS: p.Duration.Seconds(), CheckinIntervalS: p.CheckinInterval.Seconds(), GraceS: p.Grace.Seconds()})
+}
+
 // --- zones ------------------------------------------------------------------
 
 // importZones stores every fence of a GeoJSON document (all validated

@@ -23,6 +23,7 @@ var Routes = []Route{
 	{"POST /api/v1/sessions/{id}/extend", func(a *API) http.HandlerFunc { return a.extend }},
 	{"POST /api/v1/sessions/{id}/end", func(a *API) http.HandlerFunc { return a.endSession }},
 	{"GET /api/v1/orgs/{org}/session-presets", func(a *API) http.HandlerFunc { return a.presets }},
+	{"PUT /api/v1/orgs/{org}/session-presets/{name}", func(a *API) http.HandlerFunc { return a.putPreset }},
 	{"GET /api/v1/orgs/{org}/zones", func(a *API) http.HandlerFunc { return a.listZones }},
 	{"POST /api/v1/orgs/{org}/zones", func(a *API) http.HandlerFunc { return a.importZones }},
 	{"GET /api/v1/zones/{id}", func(a *API) http.HandlerFunc { return a.getZone }},
