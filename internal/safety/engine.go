@@ -221,9 +221,11 @@ func (e *Engine) Load(ctx context.Context) error {
 				residents[p.ID] = true
 			}
 		}
-		if err := e.loadFences(ctx, o.ID); err != nil {
+		of, _, err := e.readFences(ctx, o.ID, "")
+		if err != nil {
 			return fmt.Errorf("load safety state: %w", err)
 		}
+		e.installFences(o.ID, of)
 	}
 	devs, err := e.st.ListDevices(ctx, "")
 	if err != nil {
@@ -323,11 +325,9 @@ func (e *Engine) reloadAllFences(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	for _, o := range orgs {
-		if err := e.loadFences(ctx, o.ID); err != nil {
-			return fmt.Errorf("org %s: %w", o.ID, err)
+		if err := e.ReloadFences(ctx, o.ID); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -673,7 +673,7 @@ func (e *Engine) button(ctx context.Context, d *devInfo, ev *event.Event) error 
 // alert; with the duress code and nothing to cancel, it raises a silent
 // duress alarm.
 func (e *Engine) deviceCancel(ctx context.Context, d *devInfo, ev *event.Event) error {
-	open, err := e.st.ListAlerts(ctx, store.AlertFilter{OrgID: d.org, States: []store.AlertState{store.AlertPending, store.AlertRaised}, Limit: 1000})
+	open, err := e.st.ListAlerts(ctx, store.AlertFilter{DeviceID: d.id, States: []store.AlertState{store.AlertPending, store.AlertRaised}, Limit: 100})
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,7 @@ const (
 type AlertFilter struct {
 	OrgID    string       // "" for every organisation
 	PersonID string       // "" for everyone
+	DeviceID string       // "" for every device
 	States   []AlertState // empty for every state
 	Kind     string       // "" for every kind
 	Limit    int          // default 100, at most 1000

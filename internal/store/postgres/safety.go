@@ -277,6 +277,9 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Al
 	if f.PersonID != "" {
 		w.add("person_id = ?", f.PersonID)
 	}
+	if f.DeviceID != "" {
+		w.add("device_id = ?", f.DeviceID)
+	}
 	if f.Kind != "" {
 		w.add("kind = ?", f.Kind)
 	}

@@ -248,6 +248,9 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Al
 	if f.PersonID != "" {
 		where, args = append(where, "person_id = ?"), append(args, f.PersonID)
 	}
+	if f.DeviceID != "" {
+		where, args = append(where, "device_id = ?"), append(args, f.DeviceID)
+	}
 	if f.Kind != "" {
 		where, args = append(where, "kind = ?"), append(args, f.Kind)
 	}

@@ -194,6 +194,7 @@ func testAlertList(t *testing.T, s store.Store) {
 		{store.AlertFilter{OrgID: "acme", States: []store.AlertState{store.AlertRaised, store.AlertAcknowledged}}, []string{"a3", "a1"}},
 		{store.AlertFilter{PersonID: "p1"}, []string{"a2", "a1"}},
 		{store.AlertFilter{Kind: "fall"}, []string{"a4"}},
+		{store.AlertFilter{DeviceID: "d9"}, []string{"a4"}},
 		{store.AlertFilter{Limit: 2}, []string{"a4", "a3"}},
 		{store.AlertFilter{OrgID: "nope"}, nil},
 	} {

@@ -51,6 +51,7 @@ CREATE UNIQUE INDEX alerts_open_dedup ON alerts (dedup_key)
     WHERE state IN ('pending', 'raised', 'acknowledged');
 CREATE INDEX alerts_org_raised ON alerts (org_id, raised_at);
 CREATE INDEX alerts_person_raised ON alerts (person_id, raised_at);
+CREATE INDEX alerts_device_raised ON alerts (device_id, raised_at);
 CREATE INDEX alerts_open ON alerts (state) WHERE state IN ('pending', 'raised', 'acknowledged');
 
 CREATE TABLE alert_entries (
