@@ -180,8 +180,9 @@ type Engine struct {
 
 	mu       sync.Mutex
 	devices  map[string]*devInfo
-	sessions map[string]*store.Session // active sessions by id
-	byPerson map[string]string         // person id → active session id
+	worn     map[string]map[string]*devInfo // person id → their devices
+	sessions map[string]*store.Session      // active sessions by id
+	byPerson map[string]string              // person id → active session id
 }
 
 // New returns an engine. cmd may be nil (no device commands).
@@ -191,6 +192,7 @@ func New(st Store, cmd Commander, clk clock.Clock, log *slog.Logger, cfg Config)
 		sch:      deadline.New[timerKey](deadline.Config{}),
 		fenc:     newFences(),
 		devices:  make(map[string]*devInfo),
+		worn:     make(map[string]map[string]*devInfo),
 		sessions: make(map[string]*store.Session),
 		byPerson: make(map[string]string),
 	}
@@ -233,8 +235,7 @@ func (e *Engine) Load(ctx context.Context) error {
 	}
 	var items []deadline.Item[timerKey]
 	for _, d := range devs {
-		info := e.fromDevice(d, residents[d.PersonID], now)
-		e.devices[d.ID] = info
+		e.putDevice(e.fromDevice(d, residents[d.PersonID], now))
 	}
 	sessions, err := e.st.ListSessions(ctx, store.SessionFilter{ActiveOnly: true})
 	if err != nil {
@@ -261,6 +262,28 @@ func (e *Engine) Load(ctx context.Context) error {
 	e.sch.Load(items)
 	e.log.Info("safety engine loaded", "sessions", len(sessions), "devices", len(devs), "pending_alerts", len(pending), "timers", e.sch.Len())
 	return nil
+}
+
+// putDevice records what the engine knows of a device and indexes it by
+// the person wearing it; the caller holds mu (or owns the engine).
+func (e *Engine) putDevice(d *devInfo) {
+	if old := e.devices[d.id]; old != nil && old.person != "" {
+		if m := e.worn[old.person]; m != nil {
+			delete(m, d.id)
+			if len(m) == 0 {
+				delete(e.worn, old.person)
+			}
+		}
+	}
+	e.devices[d.id] = d
+	if d.person != "" {
+		m := e.worn[d.person]
+		if m == nil {
+			m = make(map[string]*devInfo, 1)
+			e.worn[d.person] = m
+		}
+		m[d.id] = d
+	}
 }
 
 func (e *Engine) fromDevice(d store.Device, resident bool, now time.Time) *devInfo {
@@ -476,7 +499,7 @@ func (e *Engine) device(ctx context.Context, id string) (*devInfo, error) {
 		resident = p.Kind == store.PersonResident
 	}
 	d = e.fromDevice(sd, resident, now)
-	e.devices[id] = d
+	e.putDevice(d)
 	return d, nil
 }
 
@@ -636,8 +659,8 @@ func (e *Engine) sessionDevice(s *store.Session) *devInfo {
 	}
 	// The person's most recently seen device.
 	var best *devInfo
-	for _, d := range e.devices {
-		if d.person == s.PersonID && (best == nil || d.lastSeen.After(best.lastSeen)) {
+	for _, d := range e.worn[s.PersonID] {
+		if best == nil || d.lastSeen.After(best.lastSeen) {
 			best = d
 		}
 	}

@@ -15,9 +15,11 @@ import (
 
 // orgFences is one organisation's geofences, ready for evaluation.
 type orgFences struct {
-	stay  []*geofence.Fence          // must_stay_inside: evaluated for every fix
-	index *geofence.Index            // must_not_enter: found through the R-tree
-	byID  map[string]*geofence.Fence // every fence
+	stay []*geofence.Fence // must_stay_inside for everyone: evaluated for every fix
+	// stayFor holds the must_stay_inside fences assigned to named people.
+	stayFor map[string][]*geofence.Fence
+	index   *geofence.Index            // must_not_enter: found through the R-tree
+	byID    map[string]*geofence.Fence // every fence
 	// version identifies the stored fences this was built from.
 	version string
 }
@@ -71,14 +73,19 @@ func (e *Engine) readFences(ctx context.Context, orgID string, have string) (of 
 	if err != nil {
 		return nil, false, err
 	}
-	of = &orgFences{byID: make(map[string]*geofence.Fence, len(all)), version: version}
+	of = &orgFences{byID: make(map[string]*geofence.Fence, len(all)), stayFor: make(map[string][]*geofence.Fence), version: version}
 	var notEnter []geofence.Fence
 	for i := range all {
 		f := &all[i]
 		of.byID[f.ID] = f
-		if f.Rule == geofence.MustStayInside {
+		switch {
+		case f.Rule == geofence.MustStayInside && len(f.Assign) == 0:
 			of.stay = append(of.stay, f)
-		} else {
+		case f.Rule == geofence.MustStayInside:
+			for _, p := range f.Assign {
+				of.stayFor[p] = append(of.stayFor[p], f)
+			}
+		default:
 			notEnter = append(notEnter, *f)
 		}
 	}
@@ -168,6 +175,9 @@ func (e *Engine) checkFences(ctx context.Context, d *devInfo, ev *event.Event) e
 		states[f.ID] = next
 	}
 	for _, f := range of.stay {
+		eval(f, f.Relate(fix))
+	}
+	for _, f := range of.stayFor[d.person] {
 		eval(f, f.Relate(fix))
 	}
 	visited := make(map[string]bool)

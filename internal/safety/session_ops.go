@@ -152,10 +152,7 @@ func (e *Engine) StartSession(ctx context.Context, r StartRequest) (StartResult,
 	res := StartResult{Session: s}
 	// Devices of this person are monitored now: watch them for going
 	// offline, and warn about a low battery.
-	for _, d := range e.devices {
-		if d.person != s.PersonID {
-			continue
-		}
+	for _, d := range e.worn[s.PersonID] {
 		if at, ok := e.offlineDeadline(d); ok {
 			e.sch.Set(timerKey{timerOffline, d.id}, at)
 		}
@@ -326,12 +323,10 @@ func (e *Engine) End(ctx context.Context, sessionID, by string) (store.Session, 
 	if err != nil {
 		return s, err
 	}
-	for _, d := range e.devices {
-		if d.person == s.PersonID {
-			e.sch.Cancel(timerKey{timerNoMotion, d.id})
-			if !e.monitored(d) {
-				e.sch.Cancel(timerKey{timerOffline, d.id})
-			}
+	for _, d := range e.worn[s.PersonID] {
+		e.sch.Cancel(timerKey{timerNoMotion, d.id})
+		if !e.monitored(d) {
+			e.sch.Cancel(timerKey{timerOffline, d.id})
 		}
 	}
 	e.log.Info("session ended", "session_id", s.ID, "org_id", s.OrgID)
