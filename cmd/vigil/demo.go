@@ -4,12 +4,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"vigil/internal/app"
 	"vigil/internal/config"
 	"vigil/internal/sim"
+	"vigil/internal/store"
 )
 
 func runDemo(ctx context.Context, e env, args []string) error {
@@ -18,17 +22,30 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	rate := fs.Float64("rate", 0.5, "position reports per device per second")
 	replay := fs.String("replay", "", "SisFall recording or folder to replay as real motion streams (server-side fall detection); e.g. ../shared/datasets/sisfall")
 	replayN := fs.Int("replay-devices", 2, "devices that replay a recording (falls and daily activities alternating)")
+	workers := fs.Float64("workers", 0.5, "fraction of the devices that are lone workers: assigned to a worker person, they start timed sessions through the JSON API, check in, sometimes forget, overrun, wander off or go silent")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
 		return err
+	}
+	if !(*workers >= 0 && *workers <= 1) {
+		return usagef("vigil demo: --workers must be within 0 and 1")
 	}
 	replays, err := loadReplays(*replay, min(*replayN, *n))
 	if err != nil {
 		return err
 	}
-	if cfg.DataDir == config.Default().DataDir {
+	def := config.Default()
+	if cfg.DataDir == def.DataDir {
 		// Keep demo data apart from a real installation's.
 		cfg.DataDir = "vigil-demo"
+	}
+	// Demo timers, unless given: reminders for 2-minute check-ins, and an
+	// offline device noticed within minutes.
+	if cfg.Safety.RemindBefore == def.Safety.RemindBefore {
+		cfg.Safety.RemindBefore = demoRemindBefore
+	}
+	if cfg.Safety.OfflineAfter == def.Safety.OfflineAfter {
+		cfg.Safety.OfflineAfter = demoOfflineAfter
 	}
 	log := newLogger(cfg, e.stderr)
 	a, err := app.New(ctx, cfg, app.Deps{Logger: log, Out: e.stdout})
@@ -39,7 +56,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 		_ = a.Stop(context.Background())
 		return err
 	}
-	creds, err := provision(ctx, a.Devices(), "demo", "Demo Care Services", *n, filepath.Join(cfg.DataDir, "demo-devices.json"))
+	creds, people, err := provision(ctx, a.Devices(), a.Store(), "demo", "Demo Care Services", *n, *workers, filepath.Join(cfg.DataDir, "demo-devices.json"))
 	if err != nil {
 		_ = a.Stop(context.Background())
 		return err
@@ -49,12 +66,19 @@ func runDemo(ctx context.Context, e env, args []string) error {
 		_ = a.Stop(context.Background())
 		return err
 	}
-	mqttAddr, httpsAddr := dialable(a.Addr("mqtt")), dialable(a.Addr("https"))
+	mqttAddr, httpsAddr, apiAddr := dialable(a.Addr("mqtt")), dialable(a.Addr("https")), dialable(a.Addr("api"))
+	if len(people) > 0 {
+		if err := importZone(ctx, apiAddr, tlsCfg, "demo"); err != nil {
+			_ = a.Stop(context.Background())
+			return err
+		}
+	}
 	s, err := sim.New(sim.Config{
 		MQTTAddr: mqttAddr, HTTPSAddr: httpsAddr, TLS: tlsCfg, Devices: creds,
 		Rate: *rate, HTTPShare: 0.25, SOSEvery: 10 * time.Minute, MotionEvery: time.Minute,
 		Replay: replays,
 		Seed:   time.Now().UnixNano(), Logger: log.With("component", "sim"), Now: time.Now,
+		APIAddr: apiAddr, CancelOdds: 0.5, Workers: demoWorkers(people, cfg.Safety.OfflineAfter),
 	})
 	if err != nil {
 		_ = a.Stop(context.Background())
@@ -68,9 +92,19 @@ func runDemo(ctx context.Context, e env, args []string) error {
   devices          go run ./cmd/vigil device list --data-dir %s
   alerts           go run ./cmd/vigil alerts list --data-dir %s   (simulated SOS presses raise them)
   JSON API         https://%s/api/v1/alerts   (loopback only, no user accounts yet)
-Ctrl-C stops it. A status line follows every 10 s.
+  sessions         go run ./cmd/vigil sessions list --active --data-dir %s
 `, cfg.DataDir, mqttAddr, len(creds), httpsAddr, dialable(a.Addr("admin")), cfg.DataDir, cfg.DataDir, cfg.DataDir,
-		cfg.DataDir, dialable(a.Addr("api")))
+		cfg.DataDir, apiAddr, cfg.DataDir)
+	if len(people) > 0 {
+		fmt.Fprintf(e.stdout, `  lone workers     %d devices are worn by worker people who start timed sessions through the JSON API
+                   (check-in every %v, grace %v), mostly check in by button when reminded (%v before due),
+                   and stay inside the zone "Simulated area", %d m around the centre
+                   (go run ./cmd/vigil zones list --org demo --data-dir %s)
+  expect           a missed check-in within about 3 min, a worker leaving the zone within about 4,
+                   an overrun, a silent device (offline after %v) and a low battery within about 6
+`, len(people), demoInterval, demoGrace, cfg.Safety.RemindBefore, simZoneRadius, cfg.DataDir, cfg.Safety.OfflineAfter)
+	}
+	fmt.Fprintf(e.stdout, "Ctrl-C stops it. A status line follows every 10 s.\n")
 	for i, r := range replays {
 		fmt.Fprintf(e.stdout, "  device %s replays %s (%s) as its motion stream\n", creds[i].DeviceID, r.Name, map[bool]string{true: "a fall", false: "daily activity"}[r.Fall])
 	}
@@ -122,7 +156,66 @@ func demoStatus(ctx context.Context, e env, a *app.App, s *sim.Sim) {
 		st := s.Stats()
 		fmt.Fprintf(e.stdout, "%s  devices sent %d, acknowledged %d, refused %d; events stored %d; falls detected from motion %.0f\n",
 			time.Now().Format(time.TimeOnly), st.Sent, st.Acked, refusedTotal(st), stored, gauge(a, "vigil_falls_detected_total"))
+		open, err := openAlerts(ctx, a.Store(), "demo")
+		if err != nil {
+			continue
+		}
+		if st.Workers > 0 {
+			fmt.Fprintf(e.stdout, "          %s\n", workersLine(st))
+		}
+		fmt.Fprintf(e.stdout, "          open alerts: %s\n", open)
 	}
+}
+
+// The demo's timers and workers: something to see in the first minutes.
+const (
+	demoRemindBefore = time.Minute
+	demoOfflineAfter = 3 * time.Minute
+	demoInterval     = 2 * time.Minute
+	demoGrace        = 30 * time.Second
+)
+
+// demoWorkers: 2-minute check-ins, 15-minute sessions, and five scripted
+// workers whose first session shows one alert each, within minutes.
+func demoWorkers(people map[string]string, offlineAfter time.Duration) sim.WorkerConfig {
+	return sim.WorkerConfig{
+		People:          people,
+		Roles:           []sim.Role{sim.RoleForgetful, sim.RoleWanderer, sim.RoleSilent, sim.RoleOverrun, sim.RoleFlatBattery},
+		CheckinInterval: demoInterval, Grace: demoGrace, SessionLength: 15 * time.Minute, Break: time.Minute,
+		React: 15 * time.Second, SilentFor: offlineAfter + 2*time.Minute, ZoneRadius: simZoneRadius,
+		ForgetOdds: 0.1, OverrunOdds: 0.15, WanderOdds: 0.1, SilentOdds: 0.05, FlatBatteryOdds: 0.1,
+	}
+}
+
+// alertLister is what the status line reads.
+type alertLister interface {
+	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
+}
+
+// openAlerts counts an organisation's open alerts by kind:
+// "missed_checkin 1, sos 3", or "none".
+func openAlerts(ctx context.Context, st alertLister, org string) (string, error) {
+	list, err := st.ListAlerts(ctx, store.AlertFilter{OrgID: org, Limit: 1000,
+		States: []store.AlertState{store.AlertPending, store.AlertRaised, store.AlertAcknowledged}})
+	if err != nil {
+		return "", err
+	}
+	byKind := map[string]int{}
+	for _, al := range list {
+		byKind[al.Kind]++
+	}
+	if len(byKind) == 0 {
+		return "none", nil
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(byKind)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, byKind[k]))
+	}
+	s := strings.Join(parts, ", ")
+	if len(list) == 1000 {
+		s += " (at least)"
+	}
+	return s, nil
 }
 
 // gauge reads one unlabelled counter or gauge of the app's metrics (0 when

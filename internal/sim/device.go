@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -129,11 +130,28 @@ type device struct {
 	answered bool // MQTT: the server acknowledged something on this connection
 
 	replay *replayer // a real recording streamed as motion, or nil
+
+	wearer *wearer      // the person wearing it (nil: nobody acts)
+	person string       // the worker it is assigned to ("" for none)
+	cmds   chan command // commands, from the MQTT client's goroutines
+	silent bool         // sends nothing (wearer: actSilent … actResume)
 }
 
 // generate makes the events due at wall time now (timestamped with the
-// configured clock) and queues them.
-func (d *device) generate(now time.Time) {
+// configured clock) and queues them, after doing what the wearer wants
+// done now.
+func (d *device) generate(ctx context.Context, now time.Time) {
+	if d.wearer != nil {
+		d.act(ctx, now, d.wearer.step(now))
+	}
+	if d.silent {
+		// Switched off: nothing is made, and nothing bursts out after.
+		d.sched.due(now)
+		if r := d.replay; r != nil && !now.Before(r.next) {
+			r.next = now.Add(replayWindow)
+		}
+		return
+	}
 	for _, k := range d.sched.due(now) {
 		ts := d.s.cfg.Now()
 		switch k {
@@ -286,5 +304,179 @@ func (d *device) earliest() time.Time {
 	if r := d.replay; r != nil && (w.IsZero() || r.next.Before(w)) {
 		w = r.next
 	}
+	if d.wearer != nil {
+		if n := d.wearer.next(); !n.IsZero() && n.Before(w) {
+			w = n
+		}
+	}
 	return w
+}
+
+// --- the wearer's actions -----------------------------------------------------
+
+// act carries out what the wearer wants done at wall time now.
+func (d *device) act(ctx context.Context, now time.Time, acts []action) {
+	for _, a := range acts {
+		switch a.kind {
+		case actStart:
+			d.startSession(ctx, now, a.start)
+		case actEnd:
+			d.endSession(ctx, now, a.session)
+		case actCheckin:
+			d.enqueue(d.model.button(event.ButtonCheckIn, d.s.cfg.Now()))
+			d.s.update(func(st *Stats) {
+				st.Checkins++
+				if a.late {
+					st.LateCheckins++
+				}
+			})
+		case actCancel:
+			d.enqueue(d.model.button(event.ButtonCancel, d.s.cfg.Now()))
+			d.s.update(func(st *Stats) { st.Cancels++ })
+		case actWander:
+			d.model.walk.wander(d.s.cfg.Workers.ZoneRadius + wanderBeyond)
+			d.s.update(func(st *Stats) { st.Wanders++ })
+		case actSilent:
+			d.silent = true
+			d.s.update(func(st *Stats) { st.Silences++ })
+			d.s.log.Debug("sim: device goes silent", "device_id", d.cred.DeviceID)
+		case actResume:
+			d.silent = false
+			d.s.log.Debug("sim: device sends again", "device_id", d.cred.DeviceID)
+		case actForgot:
+			d.s.update(func(st *Stats) { st.Forgotten++ })
+		case actOverrun:
+			d.s.update(func(st *Stats) { st.Overruns++ })
+		}
+	}
+}
+
+const apiTimeout = 15 * time.Second
+
+// startSession starts a session through the JSON API. A session left
+// active by an earlier run (the server answers active_session) is ended
+// first; a refusal (an unknown person, a device not theirs) stops the
+// worker's sessions, logged once; anything else is retried with backoff.
+func (d *device) startSession(ctx context.Context, now time.Time, r sessionRequest) {
+	api := d.s.api
+	req := StartSession{PersonID: d.person, DeviceID: d.cred.DeviceID, Duration: r.Duration,
+		CheckinInterval: r.CheckinInterval, Grace: r.Grace, Note: r.Note}
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		got, err := api.StartSession(cctx, req)
+		cancel()
+		var ae *APIError
+		switch {
+		case err == nil:
+			d.s.update(func(st *Stats) { st.SessionsStarted++; st.InSession++ })
+			d.s.log.Debug("sim: session started", "device_id", d.cred.DeviceID, "session_id", got.ID)
+			d.act(ctx, now, d.wearer.begin(now, got.ID))
+			return
+		case ctx.Err() != nil:
+			return
+		case isAPI(err, "active_session") && attempt == 0:
+			if d.endStale(ctx) {
+				continue
+			}
+		case errors.As(err, &ae) && !ae.Temporary():
+			d.s.update(func(st *Stats) { st.APIErrors++ })
+			d.s.log.Warn("sim: the JSON API refused a worker's session; this worker runs none",
+				"device_id", d.cred.DeviceID, "status", ae.Status, "code", ae.Code, "field", ae.Field)
+			d.wearer.giveUp()
+			return
+		}
+		d.s.update(func(st *Stats) { st.APIErrors++ })
+		d.s.log.Debug("sim: session start failed; retrying", "device_id", d.cred.DeviceID, "err", err)
+		d.wearer.startFailed(now)
+		return
+	}
+}
+
+// endStale ends the worker's active sessions (left from an earlier run).
+func (d *device) endStale(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	list, err := d.s.api.ActiveSessions(cctx, d.person)
+	if err != nil {
+		return false
+	}
+	for _, s := range list {
+		if _, err := d.s.api.EndSession(cctx, s.ID); err != nil && !isAPI(err, "session_ended") {
+			return false
+		}
+		d.s.log.Debug("sim: ended a session left from an earlier run", "device_id", d.cred.DeviceID, "session_id", s.ID)
+	}
+	return true
+}
+
+// endSession ends the session through the JSON API; one that has ended
+// already (by someone else) counts as ended.
+func (d *device) endSession(ctx context.Context, now time.Time, id string) {
+	cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	_, err := d.s.api.EndSession(cctx, id)
+	cancel()
+	switch {
+	case err == nil || isAPI(err, "session_ended", "not_found"):
+		d.s.update(func(st *Stats) { st.SessionsEnded++; st.InSession-- })
+		d.act(ctx, now, d.wearer.ended(now))
+	case ctx.Err() != nil:
+	default:
+		d.s.update(func(st *Stats) { st.APIErrors++ })
+		d.s.log.Debug("sim: session end failed; retrying", "device_id", d.cred.DeviceID, "err", err)
+		d.wearer.endFailed(now)
+	}
+}
+
+// finish ends the worker's session as the simulator stops (end of shift).
+func (d *device) finish(ctx context.Context) {
+	id := d.wearer.sessionID()
+	if id == "" {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := d.s.api.EndSession(cctx, id); err != nil && !isAPI(err, "session_ended", "not_found") {
+		d.s.log.Debug("sim: session not ended at shutdown", "device_id", d.cred.DeviceID, "session_id", id, "err", err)
+		return
+	}
+	d.s.update(func(st *Stats) { st.SessionsEnded++; st.InSession-- })
+}
+
+// knownCommand says whether typ is a command type of docs/device-api.md.
+func knownCommand(typ string) bool {
+	switch typ {
+	case "checkin_reminder", "pre_alert", "alert_raised", "alert_cancelled":
+		return true
+	}
+	return false
+}
+
+// received is called on the MQTT client's goroutine for each command: it
+// is counted and handed to the device's goroutine (dropped if that is
+// far behind: commands are best effort).
+func (d *device) received(payload []byte) {
+	var c command
+	typ := "invalid"
+	if err := json.Unmarshal(payload, &c); err == nil {
+		typ = c.Type
+		if !knownCommand(typ) {
+			typ = "other"
+		}
+	}
+	d.s.update(func(st *Stats) { st.Commands++; st.CommandTypes[typ]++ })
+	d.s.log.Debug("sim: command received", "device_id", d.cred.DeviceID, "type", typ)
+	if typ == "invalid" || typ == "other" {
+		return
+	}
+	select {
+	case d.cmds <- c:
+	default:
+	}
+}
+
+// command lets the wearer react to a command, on the device's goroutine.
+func (d *device) command(now time.Time, c command) {
+	if d.wearer.command(now, c) && c.Type == "checkin_reminder" {
+		d.s.update(func(st *Stats) { st.RemindersAnswered++ })
+	}
 }

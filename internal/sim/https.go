@@ -30,6 +30,7 @@ func (d *device) runHTTPS(ctx context.Context, client *http.Client) {
 	}
 	now := time.Now()
 	d.sched.start(now)
+	d.wearer.start(now)
 	nextPost := now.Add(d.batchGap())
 	attempt := 0
 	limit := maxBatchEvents
@@ -37,7 +38,7 @@ func (d *device) runHTTPS(ctx context.Context, client *http.Client) {
 	defer timer.Stop()
 	for {
 		now = time.Now()
-		d.generate(now)
+		d.generate(ctx, now)
 		if attempt == 0 && len(d.queue) > 0 && d.queue[0].alarm && d.queue[0].sends == 0 {
 			nextPost = now // an alarm does not wait for the next batch
 		}

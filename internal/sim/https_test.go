@@ -41,8 +41,16 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
+// logger logs at debug without timestamps (a time such as 10:30:53.868
+// would look like a coordinate to checkLogs).
 func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
 }
 
 // checkLogs fails if a log line holds a coordinate of the walking area or

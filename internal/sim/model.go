@@ -33,6 +33,7 @@ type walker struct {
 	speed    float64 // m/s while walking
 	paused   time.Duration
 	visiting bool
+	leaveTo  float64 // > 0: walking out to this distance from the centre (wander.go)
 }
 
 func newWalker(rng *rand.Rand) walker {
@@ -100,6 +101,9 @@ func (w *walker) step(rng *rand.Rand, dt time.Duration) {
 // always back towards the centre once too far out; sometimes a visit.
 func (w *walker) corner(rng *rand.Rand) {
 	w.segLeft = 60 + rng.Float64()*120
+	if w.leaving(rng) {
+		return
+	}
 	if math.Hypot(w.x, w.y) > roamRadius {
 		best, bestDot := w.dir, math.Inf(1)
 		for d := range 4 {

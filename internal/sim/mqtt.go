@@ -48,7 +48,9 @@ func (d *device) runMQTT(ctx context.Context) {
 	if !sleep(ctx, d.delay) {
 		return
 	}
-	d.sched.start(time.Now())
+	now := time.Now()
+	d.sched.start(now)
+	d.wearer.start(now)
 	attempt, connects := 0, 0
 	for {
 		cli, err := d.connect(ctx)
@@ -119,15 +121,13 @@ func (d *device) connect(ctx context.Context) (*paho.Client, error) {
 		}
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	s := d.s
 	cli := paho.NewClient(paho.ClientConfig{
 		ClientID:      id,
 		Conn:          packets.NewThreadSafeConn(conn),
 		PacketTimeout: publishTimeout,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
-				s.update(func(st *Stats) { st.Commands++ })
-				s.log.Debug("sim: command received", "device_id", id, "bytes", len(pr.Packet.Payload))
+				d.received(pr.Packet.Payload)
 				return true, nil
 			},
 		},
@@ -162,7 +162,7 @@ func (d *device) idle(ctx context.Context, until time.Time) bool {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		d.generate(now)
+		d.generate(ctx, now)
 		if !now.Before(until) {
 			return true
 		}
@@ -174,6 +174,8 @@ func (d *device) idle(ctx context.Context, until time.Time) bool {
 		select {
 		case <-ctx.Done():
 			return false
+		case c := <-d.cmds:
+			d.command(time.Now(), c)
 		case <-timer.C:
 		}
 	}
@@ -188,7 +190,7 @@ func (d *device) serve(ctx context.Context, cli *paho.Client) {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		d.generate(now)
+		d.generate(ctx, now)
 		if !now.Before(retryAt) {
 			retryAt = d.flushMQTT(ctx, cli, &attempt)
 		}
@@ -202,6 +204,8 @@ func (d *device) serve(ctx context.Context, cli *paho.Client) {
 			return
 		case <-cli.Done():
 			return
+		case c := <-d.cmds:
+			d.command(time.Now(), c)
 		case <-timer.C:
 		}
 	}

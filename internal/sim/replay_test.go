@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -74,7 +75,7 @@ func TestReplayStreamsWindows(t *testing.T) {
 	for step := 0; step < steps; step++ {
 		now := t0.Add(time.Duration(step) * time.Second)
 		clock = now.Add(time.Duration(step%3) * 37 * time.Millisecond) // a jittery clock: stamps must not follow it
-		d.generate(now)
+		d.generate(context.Background(), now)
 	}
 	for _, p := range d.queue {
 		if p.typ != event.TypeMotion {

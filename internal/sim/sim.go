@@ -9,10 +9,21 @@
 // from the outside, through the same wire protocols as a device. Topic
 // names and the HTTP path are therefore spelled out here, not imported.
 //
+// Devices assigned to a worker person (WorkerConfig.People) are lone
+// workers (wearer.go): they start timed sessions through the JSON API,
+// check in with the device's check-in button, usually on time, sometimes
+// not, overrun, walk out of the zone, go silent, carry flat batteries, so
+// the server's safety engine has something to raise. Every device reads
+// its commands topic: it answers a checkin_reminder with a check-in and
+// now and then a pre_alert with a cancel. When Run stops, workers end
+// their open sessions (end of shift), so a server that keeps running
+// raises nothing for workers that no longer exist.
+//
 // Concurrency: New starts nothing. Run starts one goroutine per device (plus
 // the MQTT client's own goroutines) and returns only when every one of them
-// has stopped. Generation is deterministic for a seed (see model.go);
-// scheduling uses the wall clock, timestamps come from Config.Now.
+// has stopped. Generation is deterministic for a seed (see model.go and
+// wearer.go); scheduling uses the wall clock, timestamps come from
+// Config.Now. A device's JSON API calls are made on its own goroutine.
 // Message ids are a random per-run boot id plus a counter, so runs with
 // the same seed never collide on the server's idempotency key.
 package sim
@@ -34,6 +45,12 @@ import (
 	"time"
 
 	"vigil/internal/event"
+)
+
+// The default centre of the walks (Leeds), and of the zone around them.
+const (
+	DefaultLat = 53.8
+	DefaultLon = -1.55
 )
 
 // Credential is one device's identity.
@@ -61,6 +78,15 @@ type Config struct {
 	Logger      *slog.Logger     // default discards
 	Now         func() time.Time // clock for timestamps; default time.Now
 
+	// APIAddr is host:port of the JSON API (TLS, the same CA), needed
+	// when Workers.People names lone workers.
+	APIAddr string
+	Workers WorkerConfig
+	// CancelOdds is the chance that a wearer answers a pre_alert with the
+	// cancel button (0 = never). Devices replaying a recording never
+	// cancel: their detected falls are there to be seen.
+	CancelOdds float64
+
 	HeartbeatEvery time.Duration // default 60s
 	BatteryEvery   time.Duration // default 5m
 	BatchEvery     time.Duration // how often a phone posts its queue; default 5s
@@ -85,6 +111,22 @@ type Stats struct {
 	Dropped     uint64            // events dropped because a device queue was full
 	Commands    uint64            // messages received on commands topics
 	Queued      int               // events waiting in device queues now
+
+	CommandTypes      map[string]uint64 // of Commands, by type ("other" for a type not known, "invalid" for unreadable JSON)
+	RemindersAnswered uint64            // checkin_reminder commands answered with a check-in
+	Cancels           uint64            // cancel presses answering a pre_alert
+
+	Workers         int    // devices acting as lone workers
+	SessionsStarted uint64 // sessions started through the JSON API
+	SessionsEnded   uint64 // of those, ended (by the worker, or at shutdown)
+	InSession       int    // workers in a session now
+	Checkins        uint64 // check-in button presses
+	LateCheckins    uint64 // of Checkins, made after the missed check-in was due
+	Forgotten       uint64 // check-ins forgotten (each raises missed_checkin, unless the session ends first)
+	Overruns        uint64 // sessions the worker chose to end late (session_overrun)
+	Wanders         uint64 // walks out of the zone (geofence_exit)
+	Silences        uint64 // times a device went silent (device_offline once silent for the server's offline_after in a session)
+	APIErrors       uint64 // JSON API calls that failed (each retried, or the worker gave up)
 }
 
 // Sim runs simulated devices. Build it with New, then call Run once.
@@ -93,6 +135,7 @@ type Sim struct {
 	log     *slog.Logger
 	running atomic.Bool
 	replays [][]event.Motion // Config.Replay cut into windows
+	api     *API             // set by Run when there are workers
 
 	mu    sync.Mutex
 	stats Stats
@@ -111,13 +154,28 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Rate < 0 || cfg.HTTPShare < 0 || cfg.HTTPShare > 1 || cfg.SOSEvery < 0 || cfg.MotionEvery < 0 {
 		return nil, errors.New("sim: rate, SOS and motion intervals must not be negative and the HTTPS share must be within 0..1")
 	}
+	if !(cfg.CancelOdds >= 0 && cfg.CancelOdds <= 1) {
+		return nil, errors.New("sim: the cancel odds must be within 0..1")
+	}
+	if err := cfg.Workers.withDefaults(); err != nil {
+		return nil, err
+	}
+	workers := 0
+	for _, d := range cfg.Devices {
+		if cfg.Workers.People[d.DeviceID] != "" {
+			workers++
+		}
+	}
+	if workers > 0 && cfg.APIAddr == "" {
+		return nil, errors.New("sim: lone workers (Workers.People) need the JSON API address")
+	}
 	if cfg.HTTPSAddr == "" {
 		cfg.HTTPShare = 0
 	}
 	if cfg.HTTPShare < 1 && cfg.MQTTAddr == "" {
 		return nil, errors.New("sim: MQTT address required (some devices use MQTT)")
 	}
-	for _, a := range []string{cfg.MQTTAddr, cfg.HTTPSAddr} {
+	for _, a := range []string{cfg.MQTTAddr, cfg.HTTPSAddr, cfg.APIAddr} {
 		if a == "" {
 			continue
 		}
@@ -129,7 +187,7 @@ func New(cfg Config) (*Sim, error) {
 		cfg.Rate = 0.2
 	}
 	if cfg.Centre == [2]float64{} {
-		cfg.Centre = [2]float64{53.8, -1.55}
+		cfg.Centre = [2]float64{DefaultLat, DefaultLon}
 	}
 	if cfg.Centre[0] < -85 || cfg.Centre[0] > 85 || cfg.Centre[1] < -180 || cfg.Centre[1] > 180 {
 		return nil, errors.New("sim: centre must be a latitude within ±85 and a longitude within ±180")
@@ -182,10 +240,12 @@ func New(cfg Config) (*Sim, error) {
 		s.replays = append(s.replays, ws)
 	}
 	s.stats = Stats{
-		Devices:     len(cfg.Devices),
-		Generated:   map[event.Type]uint64{},
-		AckedByType: map[event.Type]uint64{},
-		Refused:     map[string]uint64{},
+		Devices:      len(cfg.Devices),
+		Generated:    map[event.Type]uint64{},
+		AckedByType:  map[event.Type]uint64{},
+		Refused:      map[string]uint64{},
+		CommandTypes: map[string]uint64{},
+		Workers:      workers,
 	}
 	return s, nil
 }
@@ -221,10 +281,19 @@ func (s *Sim) Run(ctx context.Context) error {
 		defer tr.CloseIdleConnections()
 		client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	}
-	s.log.Info("sim starting", "devices", len(s.cfg.Devices), "https_devices", nHTTPS, "rate", s.cfg.Rate)
+	if s.stats.Workers > 0 {
+		api, err := NewAPI(s.cfg.APIAddr, s.cfg.TLS)
+		if err != nil {
+			return err
+		}
+		defer api.Close()
+		s.api = api
+	}
+	s.log.Info("sim starting", "devices", len(s.cfg.Devices), "https_devices", nHTTPS, "workers", s.stats.Workers, "rate", s.cfg.Rate)
 
 	var wg sync.WaitGroup
 	start := s.cfg.Now()
+	nWorker := 0
 	for i, cred := range s.cfg.Devices {
 		d := &device{
 			s:     s,
@@ -233,16 +302,33 @@ func (s *Sim) Run(ctx context.Context) error {
 			model: newModel(s.cfg.Seed, i, s.cfg.Centre, bootID(), start),
 			sched: newSchedule(s.cfg, i),
 			delay: s.cfg.RampUp * time.Duration(i) / time.Duration(len(s.cfg.Devices)),
+			cmds:  make(chan command, 16),
 		}
+		cancelOdds := s.cfg.CancelOdds
 		if i < len(s.replays) {
 			d.replay = &replayer{rec: s.cfg.Replay[i], windows: s.replays[i]}
 			d.sched.mean[kindMotion] = 0
+			cancelOdds = 0
+		}
+		role := RoleRandom
+		if d.person = s.cfg.Workers.People[cred.DeviceID]; d.person != "" {
+			if nWorker < len(s.cfg.Workers.Roles) {
+				role = s.cfg.Workers.Roles[nWorker]
+			}
+			nWorker++
+		}
+		d.wearer = newWearer(s.cfg.Workers, cancelOdds, s.cfg.RetryMin, s.cfg.Seed, i, d.person, role)
+		if role == RoleWanderer {
+			d.model.placeAt(s.cfg.Workers.ZoneRadius - wanderStart)
+		}
+		if d.wearer.flat {
+			d.model.flatBattery()
 		}
 		wg.Add(1)
 		if s.usesHTTPS(i) {
-			go func() { defer wg.Done(); d.runHTTPS(ctx, client) }()
+			go func() { defer wg.Done(); d.runHTTPS(ctx, client); d.finish(ctx) }()
 		} else {
-			go func() { defer wg.Done(); d.runMQTT(ctx) }()
+			go func() { defer wg.Done(); d.runMQTT(ctx); d.finish(ctx) }()
 		}
 	}
 
@@ -269,6 +355,7 @@ func (s *Sim) Stats() Stats {
 	st.Generated = maps.Clone(s.stats.Generated)
 	st.AckedByType = maps.Clone(s.stats.AckedByType)
 	st.Refused = maps.Clone(s.stats.Refused)
+	st.CommandTypes = maps.Clone(s.stats.CommandTypes)
 	return st
 }
 
@@ -284,7 +371,13 @@ func (s *Sim) logSummary(msg string) {
 	}
 	s.log.Info(msg, "devices", st.Devices, "generated", gen, "sent", st.Sent, "acked", st.Acked,
 		"duplicates", st.Duplicates, "refused", refused, "errors", st.Errors,
-		"reconnects", st.Reconnects, "dropped", st.Dropped, "queued", st.Queued)
+		"reconnects", st.Reconnects, "dropped", st.Dropped, "queued", st.Queued, "commands", st.Commands)
+	if st.Workers > 0 {
+		s.log.Info(msg+" (workers)", "workers", st.Workers, "sessions", st.SessionsStarted, "in_session", st.InSession,
+			"checkins", st.Checkins, "late_checkins", st.LateCheckins, "forgotten", st.Forgotten,
+			"reminders_answered", st.RemindersAnswered, "cancels", st.Cancels, "overruns", st.Overruns,
+			"wanders", st.Wanders, "silences", st.Silences, "api_errors", st.APIErrors)
+	}
 }
 
 func (s *Sim) update(f func(st *Stats)) {
