@@ -252,9 +252,19 @@ func (e *Engine) Load(ctx context.Context) error {
 			items = append(items, deadline.Item[timerKey]{Key: timerKey{timerOffline, d.id}, At: at})
 		}
 	}
-	pending, err := e.st.ListAlerts(ctx, store.AlertFilter{States: []store.AlertState{store.AlertPending}, Limit: 1000})
-	if err != nil {
-		return fmt.Errorf("load safety state: %w", err)
+	var pending []store.Alert
+	for before := (time.Time{}); ; {
+		page, err := e.st.ListAlerts(ctx, store.AlertFilter{States: []store.AlertState{store.AlertPending}, RaisedBefore: before, Limit: 1000})
+		if err != nil {
+			return fmt.Errorf("load safety state: %w", err)
+		}
+		pending = append(pending, page...)
+		if len(page) < 1000 {
+			break
+		}
+		// Pages by raise time (pre-alerts are raised one at a time, so
+		// two sharing a nanosecond across a page boundary is not a case).
+		before = page[len(page)-1].RaisedAt
 	}
 	for _, a := range pending {
 		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerPending, a.ID}, At: a.PendingUntil})

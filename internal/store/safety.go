@@ -111,7 +111,9 @@ type AlertFilter struct {
 	DeviceID string       // "" for every device
 	States   []AlertState // empty for every state
 	Kind     string       // "" for every kind
-	Limit    int          // default 100, at most 1000
+	// RaisedBefore, when set, pages back: only alerts raised before it.
+	RaisedBefore time.Time
+	Limit        int // default 100, at most 1000
 }
 
 // SessionState is where a timed session is.

@@ -283,6 +283,9 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Al
 	if f.Kind != "" {
 		w.add("kind = ?", f.Kind)
 	}
+	if !f.RaisedBefore.IsZero() {
+		w.add("raised_at < ?", f.RaisedBefore)
+	}
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
 		for i, st := range f.States {

@@ -254,6 +254,9 @@ func (s *Store) ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Al
 	if f.Kind != "" {
 		where, args = append(where, "kind = ?"), append(args, f.Kind)
 	}
+	if !f.RaisedBefore.IsZero() {
+		where, args = append(where, "raised_at < ?"), append(args, nanos(f.RaisedBefore))
+	}
 	if len(f.States) > 0 {
 		ph := make([]string, len(f.States))
 		for i, st := range f.States {

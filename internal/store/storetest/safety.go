@@ -195,6 +195,7 @@ func testAlertList(t *testing.T, s store.Store) {
 		{store.AlertFilter{PersonID: "p1"}, []string{"a2", "a1"}},
 		{store.AlertFilter{Kind: "fall"}, []string{"a4"}},
 		{store.AlertFilter{DeviceID: "d9"}, []string{"a4"}},
+		{store.AlertFilter{RaisedBefore: at(3 * time.Minute)}, []string{"a2", "a1"}},
 		{store.AlertFilter{Limit: 2}, []string{"a4", "a3"}},
 		{store.AlertFilter{OrgID: "nope"}, nil},
 	} {
