@@ -48,7 +48,7 @@ type Store interface {
 	HasCause(ctx context.Context, cause string) (bool, error)
 	GetDevice(ctx context.Context, id string) (store.Device, error)
 	ListDevices(ctx context.Context, orgID string) ([]store.Device, error)
-	ListPeople(ctx context.Context, orgID string) ([]store.Person, error)
+	ResidentIDs(ctx context.Context) ([]string, error)
 	ListOrgs(ctx context.Context) ([]store.Org, error)
 	CreateSession(ctx context.Context, s store.Session) error
 	GetSession(ctx context.Context, id string) (store.Session, error)
@@ -180,9 +180,9 @@ type Engine struct {
 
 	mu       sync.Mutex
 	devices  map[string]*devInfo
-	worn     map[string]map[string]*devInfo // person id → their devices
-	sessions map[string]*store.Session      // active sessions by id
-	byPerson map[string]string              // person id → active session id
+	worn     map[string][]*devInfo     // person id → their devices
+	sessions map[string]*store.Session // active sessions by id
+	byPerson map[string]string         // person id → active session id
 }
 
 // New returns an engine. cmd may be nil (no device commands).
@@ -192,7 +192,7 @@ func New(st Store, cmd Commander, clk clock.Clock, log *slog.Logger, cfg Config)
 		sch:      deadline.New[timerKey](deadline.Config{}),
 		fenc:     newFences(),
 		devices:  make(map[string]*devInfo),
-		worn:     make(map[string]map[string]*devInfo),
+		worn:     make(map[string][]*devInfo),
 		sessions: make(map[string]*store.Session),
 		byPerson: make(map[string]string),
 	}
@@ -212,17 +212,15 @@ func (e *Engine) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load safety state: %w", err)
 	}
-	residents := make(map[string]bool)
+	ids, err := e.st.ResidentIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("load safety state: %w", err)
+	}
+	residents := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		residents[id] = true
+	}
 	for _, o := range orgs {
-		people, err := e.st.ListPeople(ctx, o.ID)
-		if err != nil {
-			return fmt.Errorf("load safety state: %w", err)
-		}
-		for _, p := range people {
-			if p.Kind == store.PersonResident {
-				residents[p.ID] = true
-			}
-		}
 		of, _, err := e.readFences(ctx, o.ID, "")
 		if err != nil {
 			return fmt.Errorf("load safety state: %w", err)
@@ -232,6 +230,9 @@ func (e *Engine) Load(ctx context.Context) error {
 	devs, err := e.st.ListDevices(ctx, "")
 	if err != nil {
 		return fmt.Errorf("load safety state: %w", err)
+	}
+	if len(e.devices) == 0 {
+		e.devices = make(map[string]*devInfo, len(devs))
 	}
 	var items []deadline.Item[timerKey]
 	for _, d := range devs {
@@ -278,21 +279,16 @@ func (e *Engine) Load(ctx context.Context) error {
 // the person wearing it; the caller holds mu (or owns the engine).
 func (e *Engine) putDevice(d *devInfo) {
 	if old := e.devices[d.id]; old != nil && old.person != "" {
-		if m := e.worn[old.person]; m != nil {
-			delete(m, d.id)
-			if len(m) == 0 {
-				delete(e.worn, old.person)
-			}
+		list := slices.DeleteFunc(e.worn[old.person], func(x *devInfo) bool { return x.id == d.id })
+		if len(list) == 0 {
+			delete(e.worn, old.person)
+		} else {
+			e.worn[old.person] = list
 		}
 	}
 	e.devices[d.id] = d
 	if d.person != "" {
-		m := e.worn[d.person]
-		if m == nil {
-			m = make(map[string]*devInfo, 1)
-			e.worn[d.person] = m
-		}
-		m[d.id] = d
+		e.worn[d.person] = append(e.worn[d.person], d)
 	}
 }
 

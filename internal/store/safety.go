@@ -224,4 +224,6 @@ type SafetyStore interface {
 	// has neither an active session nor an open alert. Unknown,
 	// unassigned and residents' devices are never off duty.
 	OffDutyDevices(ctx context.Context, deviceIDs []string) (map[string]bool, error)
+	// ResidentIDs lists the ids of every person of kind resident.
+	ResidentIDs(ctx context.Context) ([]string, error)
 }

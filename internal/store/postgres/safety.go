@@ -555,3 +555,16 @@ func (s *Store) OffDutyDevices(ctx context.Context, ids []string) (map[string]bo
 	}
 	return out, nil
 }
+
+// ResidentIDs lists every resident's id.
+func (s *Store) ResidentIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM people WHERE kind = 'resident'`)
+	if err != nil {
+		return nil, fmt.Errorf("resident ids: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("resident ids: %w", err)
+	}
+	return out, nil
+}

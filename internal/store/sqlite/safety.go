@@ -577,3 +577,24 @@ func (s *Store) OffDutyDevices(ctx context.Context, ids []string) (map[string]bo
 	}
 	return out, nil
 }
+
+// ResidentIDs lists every resident's id.
+func (s *Store) ResidentIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM people WHERE kind = 'resident'`)
+	if err != nil {
+		return nil, fmt.Errorf("resident ids: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("resident ids: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("resident ids: %w", err)
+	}
+	return out, nil
+}

@@ -456,6 +456,11 @@ func testOffDuty(t *testing.T, s store.Store) {
 	check("after the alert is resolved", "d1")
 	must(t, s.SetLocationPolicy(ctx, "acme", store.LocationAlways), "policy")
 	check("policy always")
+	res, err := s.ResidentIDs(ctx)
+	must(t, err, "resident ids")
+	if diff := cmp.Diff([]string{"p9"}, res); diff != "" {
+		t.Errorf("ResidentIDs (-want +got):\n%s", diff)
+	}
 	got2, err := s.OffDutyDevices(ctx, nil)
 	must(t, err, "no devices")
 	if len(got2) != 0 {
