@@ -47,7 +47,8 @@ type Store interface {
 	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
 	HasCause(ctx context.Context, cause string) (bool, error)
 	GetDevice(ctx context.Context, id string) (store.Device, error)
-	ListDevices(ctx context.Context, orgID string) ([]store.Device, error)
+	EachDevice(ctx context.Context, fn func(store.Device) error) error
+	EachActiveSession(ctx context.Context, fn func(store.Session) error) error
 	ResidentIDs(ctx context.Context) ([]string, error)
 	ListOrgs(ctx context.Context) ([]store.Org, error)
 	CreateSession(ctx context.Context, s store.Session) error
@@ -227,26 +228,26 @@ func (e *Engine) Load(ctx context.Context) error {
 		}
 		e.installFences(o.ID, of)
 	}
-	devs, err := e.st.ListDevices(ctx, "")
+	devs := 0
+	err = e.st.EachDevice(ctx, func(d store.Device) error {
+		e.putDevice(e.fromDevice(d, residents[d.PersonID], now))
+		devs++
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("load safety state: %w", err)
-	}
-	if len(e.devices) == 0 {
-		e.devices = make(map[string]*devInfo, len(devs))
 	}
 	var items []deadline.Item[timerKey]
-	for _, d := range devs {
-		e.putDevice(e.fromDevice(d, residents[d.PersonID], now))
-	}
-	sessions, err := e.st.ListSessions(ctx, store.SessionFilter{ActiveOnly: true})
-	if err != nil {
-		return fmt.Errorf("load safety state: %w", err)
-	}
-	for i := range sessions {
-		s := sessions[i]
+	sessions := 0
+	err = e.st.EachActiveSession(ctx, func(s store.Session) error {
 		e.sessions[s.ID] = &s
 		e.byPerson[s.PersonID] = s.ID
 		items = append(items, e.sessionItems(&s)...)
+		sessions++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load safety state: %w", err)
 	}
 	for _, d := range e.devices {
 		if at, ok := e.offlineDeadline(d); ok {
@@ -271,7 +272,7 @@ func (e *Engine) Load(ctx context.Context) error {
 		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerPending, a.ID}, At: a.PendingUntil})
 	}
 	e.sch.Load(items)
-	e.log.Info("safety engine loaded", "sessions", len(sessions), "devices", len(devs), "pending_alerts", len(pending), "timers", e.sch.Len())
+	e.log.Info("safety engine loaded", "sessions", sessions, "devices", devs, "pending_alerts", len(pending), "timers", e.sch.Len())
 	return nil
 }
 

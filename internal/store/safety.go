@@ -226,4 +226,10 @@ type SafetyStore interface {
 	OffDutyDevices(ctx context.Context, deviceIDs []string) (map[string]bool, error)
 	// ResidentIDs lists the ids of every person of kind resident.
 	ResidentIDs(ctx context.Context) ([]string, error)
+	// EachDevice and EachActiveSession call fn for every device / active
+	// session, in no particular order, streaming rows instead of building
+	// a list (the safety engine's start-up reads millions). An error from
+	// fn stops the walk and is returned.
+	EachDevice(ctx context.Context, fn func(store Device) error) error
+	EachActiveSession(ctx context.Context, fn func(s Session) error) error
 }

@@ -598,3 +598,47 @@ func (s *Store) ResidentIDs(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+// EachDevice streams every device, unordered.
+func (s *Store) EachDevice(ctx context.Context, fn func(store.Device) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices`)
+	if err != nil {
+		return fmt.Errorf("each device: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return fmt.Errorf("each device: %w", err)
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("each device: %w", err)
+	}
+	return nil
+}
+
+// EachActiveSession streams every active session, unordered.
+func (s *Store) EachActiveSession(ctx context.Context, fn func(store.Session) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE state = 'active'`)
+	if err != nil {
+		return fmt.Errorf("each active session: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return fmt.Errorf("each active session: %w", err)
+		}
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("each active session: %w", err)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -300,6 +301,27 @@ func testSessions(t *testing.T, s store.Store) {
 	third.ID, third.PersonID, third.StartedAt = "s4", "p2", at(time.Minute)
 	must(t, s.CreateSession(ctx, third), "session of p2")
 
+	var streamed []string
+	must(t, s.EachActiveSession(ctx, func(x store.Session) error {
+		if x.State != store.SessionActive {
+			t.Errorf("EachActiveSession gave a %s session", x.State)
+		}
+		streamed = append(streamed, x.ID)
+		return nil
+	}), "each active session")
+	if diff := cmp.Diff([]string{"s2", "s4"}, streamed, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("EachActiveSession (-want +got):\n%s", diff)
+	}
+	var devs []string
+	must(t, s.EachDevice(ctx, func(d store.Device) error { devs = append(devs, d.ID); return nil }), "each device")
+	if diff := cmp.Diff([]string{"d1", "d2", "d9"}, devs, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("EachDevice (-want +got):\n%s", diff)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.EachDevice(ctx, func(store.Device) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("EachDevice with fn failing: %v after %d calls, want stop after 1", err, n)
+	}
 	for _, tc := range []struct {
 		f    store.SessionFilter
 		want []string
