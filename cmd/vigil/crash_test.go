@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"vigil/internal/device"
@@ -174,7 +175,7 @@ func (p *publisher) run(ctx context.Context, addr func() string) {
 		// paho does not wake a publish waiting for its PUBACK when the
 		// connection dies; a per-connection context does.
 		connCtx, connCancel := context.WithCancel(ctx)
-		c := paho.NewClient(paho.ClientConfig{Conn: conn,
+		c := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn),
 			OnClientError:      func(error) { connCancel() },
 			OnServerDisconnect: func(*paho.Disconnect) { connCancel() },
 		})

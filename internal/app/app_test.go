@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
@@ -57,7 +58,9 @@ func mqttConnect(t *testing.T, a *app.App, c device.Credentials) *paho.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	cl := paho.NewClient(paho.ClientConfig{Conn: conn})
+	// paho writes a PINGREQ right after CONNACK from its own goroutine;
+	// without the packet-level lock it can land inside the first PUBLISH.
+	cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ca, err := cl.Connect(ctx, &paho.Connect{ClientID: c.DeviceID, Username: c.DeviceID, UsernameFlag: true,

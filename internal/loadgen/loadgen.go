@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -201,7 +202,9 @@ func connect(ctx context.Context, addr string, cfg *tls.Config, c Conn) (*paho.C
 	if err != nil {
 		return nil, err
 	}
-	cl := paho.NewClient(paho.ClientConfig{Conn: conn})
+	// paho writes a PINGREQ right after CONNACK from its own goroutine;
+	// without the packet-level lock it can land inside the first PUBLISH.
+	cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn)})
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cp := &paho.Connect{ClientID: c.ClientID, KeepAlive: 60, CleanStart: true}
