@@ -103,7 +103,7 @@ func (s *Service) cancel(ctx context.Context, a store.Alert, now time.Time, by, 
 		if err != nil {
 			return a, store.AlertEntry{}, fmt.Errorf("check code: %w", err)
 		}
-		if len(p.DuressCodeHash) > 0 && subtle.ConstantTimeCompare(p.DuressCodeHash, store.DuressHash(p.ID, code)) == 1 {
+		if IsDuressCode(p, code) {
 			if a.Duress {
 				return a, store.AlertEntry{}, errAlreadyDuress
 			}
@@ -131,6 +131,12 @@ func (s *Service) outcome(ctx context.Context, id, by, cause string, got store.A
 		return WearerView(got), err
 	}
 	return WearerView(got), nil
+}
+
+// IsDuressCode reports whether code is the person's duress code (in
+// constant time; false when they have none).
+func IsDuressCode(p store.Person, code string) bool {
+	return code != "" && len(p.DuressCodeHash) > 0 && subtle.ConstantTimeCompare(p.DuressCodeHash, store.DuressHash(p.ID, code)) == 1
 }
 
 var errAlreadyDuress = errors.New("alert: already duress")

@@ -12,6 +12,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"vigil/internal/app"
+	"vigil/internal/device"
 	"vigil/internal/event"
 	"vigil/internal/store"
 	"vigil/internal/vigiltest"
@@ -56,6 +57,20 @@ func (c *apiClient) do(method, path, body string, out any) int {
 	return resp.StatusCode
 }
 
+// registerWorker registers a device worn by a new worker personID of org acme.
+func registerWorker(t *testing.T, a *app.App, personID string) device.Credentials {
+	t.Helper()
+	dev := register(t, a)
+	ctx := context.Background()
+	if err := a.Store().CreatePerson(ctx, store.Person{ID: personID, OrgID: "acme", Kind: store.PersonWorker, Name: "Ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store().AssignDevice(ctx, dev.DeviceID, personID); err != nil {
+		t.Fatal(err)
+	}
+	return dev
+}
+
 func publishEvent(t *testing.T, cl *paho.Client, deviceID string, m event.Message) {
 	t.Helper()
 	b, err := json.Marshal(m)
@@ -76,14 +91,7 @@ func publishEvent(t *testing.T, cl *paho.Client, deviceID string, m event.Messag
 func TestSOSThroughThePipeline(t *testing.T) {
 	a := vigiltest.StartApp(t, vigiltest.Config(t))
 	ctx := context.Background()
-	dev := register(t, a)
-	st := a.Store()
-	if err := st.CreatePerson(ctx, store.Person{ID: "p1", OrgID: "acme", Kind: store.PersonWorker, Name: "Ann"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.AssignDevice(ctx, dev.DeviceID, "p1"); err != nil {
-		t.Fatal(err)
-	}
+	dev := registerWorker(t, a, "p1")
 	api := newAPIClient(t, a)
 	var sess web.SessionJSON
 	if code := api.do("POST", "/api/v1/sessions", `{"person_id":"p1","preset":"medium","note":"visit at flat 3, dog"}`, &sess); code != 201 {
@@ -212,14 +220,8 @@ func TestAPIRoutes(t *testing.T) {
 func TestLocationPrivacy(t *testing.T) {
 	a := vigiltest.StartApp(t, vigiltest.Config(t))
 	ctx := context.Background()
-	dev := register(t, a)
+	dev := registerWorker(t, a, "p1")
 	st := a.Store()
-	if err := st.CreatePerson(ctx, store.Person{ID: "p1", OrgID: "acme", Kind: store.PersonWorker, Name: "Ann"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.AssignDevice(ctx, dev.DeviceID, "p1"); err != nil {
-		t.Fatal(err)
-	}
 	cl := mqttConnect(t, a, dev)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	pos := &event.Position{Lat: 51.5, Lon: -0.12, AccuracyM: 8}

@@ -23,7 +23,6 @@ package safety
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -730,7 +729,7 @@ func (e *Engine) deviceCancel(ctx context.Context, d *devInfo, ev *event.Event) 
 		if err != nil {
 			return err
 		}
-		if len(p.DuressCodeHash) > 0 && subtle.ConstantTimeCompare(p.DuressCodeHash, store.DuressHash(p.ID, ev.Button.Code)) == 1 {
+		if alert.IsDuressCode(p, ev.Button.Code) {
 			return e.raise(ctx, alertSpec{kind: alert.KindDuress, dedup: "duress:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
 				session: e.activeSession(d.person), person: d.person, org: d.org, device: d, ev: ev, actor: actor,
 				detail: "duress code given with a cancel", duress: true})
