@@ -29,16 +29,17 @@
 // deadline, so it should hand work on rather than do it. Run owns no
 // goroutine beyond its caller's.
 //
-// Time: deadlines are wall-clock instants ("14:35"), compared with
-// time.Now when Run wakes; Run sleeps for the gap on a timer, which runs on
+// Time: deadlines are wall-clock instants ("14:35"), compared with the
+// clock's Now when Run wakes (Config.Clock; the real clock by default).
+// With the real clock, Run sleeps for the gap on a time.Timer, which runs on
 // the monotonic clock, so a step of the system clock is noticed at the next
-// wake-up. The package uses only the standard library's time, so tests run
-// in virtual time under testing/synctest (create the Scheduler and start Run
-// inside the bubble).
+// wake-up, and tests run in virtual time under testing/synctest (create the
+// Scheduler and start Run inside the bubble). With a clock.Manual, Run
+// sleeps until the test moves that clock past the earliest deadline.
 //
-// The package imports only the standard library; it must never import
-// other Vigil packages (the store, the bus, alerting): the safety engine
-// calls it, not the other way round.
+// The package imports only the standard library and internal/clock (a
+// leaf); it must never import other Vigil packages (the store, the bus,
+// alerting): the safety engine calls it, not the other way round.
 package deadline
 
 import (
@@ -47,6 +48,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"vigil/internal/clock"
 )
 
 // DefaultMaxBatch is the largest batch handed to fire when Config.MaxBatch
@@ -60,6 +63,8 @@ type Config struct {
 	// long and ctx is checked between batches. Zero or less means
 	// DefaultMaxBatch.
 	MaxBatch int
+	// Clock tells Run the time and wakes it; nil means the real clock.
+	Clock clock.Timers
 }
 
 // Item is a key and its deadline.
@@ -75,6 +80,7 @@ type Item[K comparable] struct {
 // New; it must not be copied.
 type Scheduler[K comparable] struct {
 	maxBatch int
+	clk      clock.Timers
 
 	mu    sync.Mutex
 	heap  []entry       // 4-ary min-heap on at
@@ -113,8 +119,12 @@ func New[K comparable](cfg Config) *Scheduler[K] {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
 	return &Scheduler[K]{
 		maxBatch: cfg.MaxBatch,
+		clk:      cfg.Clock,
 		index:    make(map[K]int32),
 		free:     none,
 		armed:    awake,
@@ -213,7 +223,7 @@ func (s *Scheduler[K]) Load(items []Item[K]) {
 
 // Run fires deadlines until ctx is done, then returns. It sleeps on one
 // timer until the earliest deadline and calls fire with every item due by
-// time.Now, earliest first, at most Config.MaxBatch per call, after
+// the clock's now, earliest first, at most Config.MaxBatch per call, after
 // removing them from the Scheduler; it calls fire again at once while more
 // are due, checking ctx between calls. Items whose deadlines are already
 // past fire first thing.
@@ -239,13 +249,12 @@ func (s *Scheduler[K]) Run(ctx context.Context, fire func(due []Item[K])) {
 		s.mu.Unlock()
 	}()
 
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	timer := s.clk.NewTimer()
 	defer timer.Stop()
 	var due []Item[K]
 	for ctx.Err() == nil {
 		s.mu.Lock()
-		now := time.Now()
+		now := s.clk.Now()
 		due = s.popDue(due[:0], unixNano(now))
 		var next int64
 		pending := len(s.heap) > 0
@@ -268,9 +277,8 @@ func (s *Scheduler[K]) Run(ctx context.Context, fire func(due []Item[K])) {
 		}
 		var tick <-chan time.Time
 		if pending {
-			// Sub saturates instead of overflowing.
-			timer.Reset(fromUnixNano(next).Sub(now))
-			tick = timer.C
+			timer.ResetAt(fromUnixNano(next))
+			tick = timer.C()
 		}
 		select {
 		case <-ctx.Done():

@@ -185,11 +185,14 @@ type Engine struct {
 	byPerson map[string]string         // person id → active session id
 }
 
-// New returns an engine. cmd may be nil (no device commands).
+// New returns an engine. cmd may be nil (no device commands). Its deadlines
+// wait on clk's timers if clk makes them (a clock.Manual in a
+// whole-pipeline test), else on the real clock (testing/synctest's in a
+// bubble).
 func New(st Store, cmd Commander, clk clock.Clock, log *slog.Logger, cfg Config) *Engine {
 	return &Engine{
 		st: st, svc: alert.NewService(st, clk), cmd: cmd, clk: clk, log: log, cfg: cfg.withDefaults(),
-		sch:      deadline.New[timerKey](deadline.Config{}),
+		sch:      deadline.New[timerKey](deadline.Config{Clock: clock.TimersOf(clk)}),
 		fenc:     newFences(),
 		devices:  make(map[string]*devInfo),
 		worn:     make(map[string][]*devInfo),
@@ -321,13 +324,14 @@ func (e *Engine) Run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(time.Minute)
+		t := clock.TimersOf(e.clk).NewTimer()
 		defer t.Stop()
 		for {
+			t.ResetAt(e.clk.Now().Add(time.Minute))
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 				if err := e.reloadAllFences(ctx); err != nil && ctx.Err() == nil {
 					e.log.Warn("geofences not reloaded", "err", err)
 				}
@@ -372,7 +376,11 @@ func (e *Engine) fire(ctx context.Context, it deadline.Item[timerKey]) error {
 	case timerReminder:
 		if s := e.sessions[it.Key.id]; s != nil {
 			d := SessionDeadlines(*s, e.cfg.RemindBefore)
-			e.command(ctx, s.DeviceID, Command{Type: "checkin_reminder", SessionID: s.ID, Due: d.CheckinDue})
+			// To the device that started the session, else (a session
+			// started through the API) the wearer's most recently seen one.
+			if dev := e.sessionDevice(s); dev != nil {
+				e.command(ctx, dev.id, Command{Type: "checkin_reminder", SessionID: s.ID, Due: d.CheckinDue})
+			}
 		}
 	case timerMissed:
 		s := e.sessions[it.Key.id]

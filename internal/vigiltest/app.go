@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,13 +92,28 @@ func StartApp(t testing.TB, cfg config.Config) *app.App {
 // StartAppOut is StartApp with the operator's terminal output captured.
 func StartAppOut(t testing.TB, cfg config.Config, out io.Writer) *app.App {
 	t.Helper()
+	a, _ := StartAppWith(t, cfg, app.Deps{Out: out})
+	return a
+}
+
+// StartAppWith builds and starts the app with deps (the log goes to the
+// test log when deps has none; Out is discarded when nil). stop stops it
+// (a restart test calls it, then starts another app on the same data
+// directory); it runs again, doing nothing, when the test ends.
+func StartAppWith(t testing.TB, cfg config.Config, deps app.Deps) (a *app.App, stop func()) {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	tw := &testWriter{t: t}
-	t.Cleanup(func() { tw.done.Store(true) }) // runs after Stop below
-	log := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.New(context.Background(), cfg, app.Deps{Logger: log, Out: out})
+	if deps.Logger == nil {
+		tw := &testWriter{t: t}
+		t.Cleanup(func() { tw.done.Store(true) }) // runs after stop below
+		deps.Logger = slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if deps.Out == nil {
+		deps.Out = io.Discard
+	}
+	a, err := app.New(context.Background(), cfg, deps)
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
@@ -105,14 +121,18 @@ func StartAppOut(t testing.TB, cfg config.Config, out io.Writer) *app.App {
 		_ = a.Stop(context.Background())
 		t.Fatalf("app.Start: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := a.Stop(ctx); err != nil {
-			t.Errorf("app.Stop: %v", err)
-		}
-	})
-	return a
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := a.Stop(ctx); err != nil {
+				t.Errorf("app.Stop: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
 }
 
 // ClientTLS trusts the app's CA.
