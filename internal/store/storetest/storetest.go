@@ -58,6 +58,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Geofences", testGeofences},
 		{"LocationPolicyAndDuress", testPolicyAndDuress},
 		{"OffDutyDevices", testOffDuty},
+		{"EscalationPolicies", testEscalationPolicies},
+		{"EscalationLadder", testEscalationLadder},
+		{"Deliveries", testDeliveries},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
