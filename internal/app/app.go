@@ -35,10 +35,12 @@ import (
 	"vigil/internal/clock"
 	"vigil/internal/config"
 	"vigil/internal/device"
+	"vigil/internal/escalation"
 	"vigil/internal/event"
 	"vigil/internal/gateway/httpgw"
 	"vigil/internal/gateway/mqttgw"
 	"vigil/internal/netlimit"
+	"vigil/internal/notify/console"
 	"vigil/internal/pki"
 	"vigil/internal/safety"
 	"vigil/internal/store"
@@ -77,6 +79,8 @@ type App struct {
 	pub        *publisher
 	falls      *fallConsumer
 	safety     *safety.Engine
+	esc        *escalation.Engine
+	hub        *console.Hub
 	safetyCons *safetyConsumer
 	api        *web.API
 
@@ -161,6 +165,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	a.httpgw = httpgw.New(httpgw.Config{}, a.devices, pub, dec, deps.Clock, a.log.With("component", "https"), a.reg)
 	a.proj = newProjector(st, a.log.With("component", "projector"), a.reg)
 	if err := a.setupFalls(); err != nil {
+		return nil, err
+	}
+	if err := a.setupEscalation(); err != nil {
 		return nil, err
 	}
 	a.setupSafety()
@@ -344,6 +351,9 @@ func (a *App) Start() error {
 		}
 	}()
 
+	if err := a.startEscalation(ctx); err != nil {
+		return err
+	}
 	if err := a.startSafety(ctx); err != nil {
 		return err
 	}
@@ -364,6 +374,9 @@ func (a *App) Start() error {
 		if err := a.serveHTTP("api", a.cfg.API.Listen, a.harden(a.api.Handler())); err != nil {
 			return err
 		}
+		// Runs before the listener's shutdown, which would otherwise wait
+		// for the feeds' endless responses.
+		a.onStop("console-feed", func(context.Context) error { a.hub.Close(); return nil })
 	}
 	return nil
 }

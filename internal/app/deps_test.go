@@ -38,6 +38,13 @@ func TestDeps(t *testing.T) {
 		{"vigil/internal/alert", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "net/http", "github.com/nats-io/"}, "the alert lifecycle is domain code", nil},
 		{"vigil/internal/safety", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/web", "net/http", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite"}, "rules are testable with no broker or database driver", nil},
 		{"vigil/internal/web", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite"}, "handlers reach data through their own interfaces", nil},
+		{"vigil/internal/escalation", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/safety", "vigil/internal/web", "vigil/internal/app", "vigil/internal/notify/", "github.com/nats-io/", "net/http"}, "escalation drives channels through notify.Notifier only", nil},
+		{"vigil/internal/notify", []string{"vigil/"}, "the channel contract is a leaf", nil},
+		{"vigil/internal/notify/console", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "vigil/internal/escalation", "vigil/internal/app"}, "a channel delivers, it decides nothing", nil},
+		{"vigil/internal/notify/email", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "vigil/internal/escalation", "vigil/internal/app"}, "a channel delivers, it decides nothing", nil},
+		{"vigil/internal/notify/sms", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "vigil/internal/escalation", "vigil/internal/app"}, "a channel delivers, it decides nothing", nil},
+		{"vigil/internal/notify/webhook", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "vigil/internal/escalation", "vigil/internal/app"}, "a channel delivers, it decides nothing", nil},
+		{"vigil/internal/notify/outbound", []string{"vigil/"}, "the SSRF-safe client is standard library only", nil},
 		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client", nil},
 	}
 	for _, r := range rules {

@@ -58,7 +58,7 @@ func (a *App) setupSafety() {
 	if noMotion == 0 {
 		noMotion = -1 // the config's 0 is "off"
 	}
-	a.safety = safety.New(a.store, mqttCommander{a.mqtt}, a.deps.Clock, log, safety.Config{
+	a.safety = safety.New(observedStore{a.store, a.esc.Observe}, mqttCommander{a.mqtt}, a.deps.Clock, log, safety.Config{
 		RemindBefore: remind, OfflineAfter: sc.OfflineAfter, BatteryWarn: sc.BatteryWarn,
 		BatteryCritical: sc.BatteryCritical, SOSCancelWindow: sc.SOSCancelWindow, PreAlert: sc.PreAlert,
 		ManDownPreAlert: sc.ManDownPreAlert, NoMotionAfter: noMotion,
@@ -72,6 +72,7 @@ func (a *App) setupSafety() {
 		Name: "vigil_safety_timers", Help: "Deadlines pending in the safety engine (check-ins, overruns, pre-alerts, offline watches).",
 	}, func() float64 { return float64(a.safety.Timers()) }))
 	a.api = web.NewAPI(a.safety, a.safety.Alerts(), a.store, a.log.With("component", "api"), func() time.Time { return a.deps.Clock.Now() })
+	a.api.SetFeed(a.feedHandler())
 }
 
 // startSafety loads the engine's state, then runs its deadlines and its

@@ -1,11 +1,14 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"vigil/internal/config"
 	"vigil/internal/device"
 	"vigil/internal/event"
+	"vigil/internal/store"
 	"vigil/internal/vigiltest"
 	"vigil/internal/web"
 )
@@ -312,5 +316,135 @@ func TestScenarioRestart(t *testing.T) {
 	}
 	if got := sc.alerts("missed_checkin"); len(got) != 1 {
 		t.Errorf("%d missed_checkin alerts after a second restart, want 1", len(got))
+	}
+}
+
+// feedEvent is one server-sent event of an organisation's live feed.
+type feedEvent struct {
+	Name string
+	Data struct {
+		AlertID string `json:"alert_id"`
+		Kind    string `json:"kind"`
+		Step    int    `json:"step"`
+		Attempt int    `json:"attempt"`
+	}
+}
+
+// openFeed connects to org's live feed over the API listener and sends its
+// events, in order, on the returned channel.
+func (sc *scenario) openFeed(org string) <-chan feedEvent {
+	sc.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sc.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", sc.api.base+"/api/v1/orgs/"+org+"/feed", nil)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	resp, err := sc.api.hc.Do(req)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		sc.t.Fatalf("feed: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan feedEvent, 64)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		var ev feedEvent
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				ev.Name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				_ = json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.Data)
+			case line == "" && ev.Name != "":
+				out <- ev
+				ev = feedEvent{}
+			}
+		}
+	}()
+	return out
+}
+
+// wantFeed waits for the next alert event on the feed (skipping channel
+// status events).
+func (sc *scenario) wantFeed(feed <-chan feedEvent, name string) feedEvent {
+	sc.t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-feed:
+			if !ok {
+				sc.t.Fatalf("the feed ended before %q", name)
+			}
+			if ev.Name == "channel" {
+				continue
+			}
+			if ev.Name != name {
+				sc.t.Fatalf("feed event %q %+v, want %q", ev.Name, ev.Data, name)
+			}
+			return ev
+		case <-timeout:
+			sc.t.Fatalf("the feed never showed %q", name)
+		}
+	}
+}
+
+// TestScenarioEscalation: the organisation's SOS policy (the console,
+// again every 20 s for a minute, then escalated) set through the API;
+// At(0) an SOS reaches a connected console's live feed at once; At(20s)
+// the reminder; At(30s) a supervisor acknowledges through the API: the
+// feed shows it and the ladder stops, so At(10m) nothing more was sent;
+// every delivery is listed for the alert.
+func TestScenarioEscalation(t *testing.T) {
+	sc := newScenario(t, nil)
+	var pol struct{ Source string }
+	if code := sc.api.do("PUT", "/api/v1/orgs/acme/escalation-policies/sos",
+		`{"steps":[{"name":"supervisors","recipients":[{"channel":"console"}],"wait":"1m","repeat":"20s"},
+		           {"name":"escalated","recipients":[{"channel":"console"}],"wait":"2m"}]}`, &pol); code != 200 || pol.Source != "org" {
+		t.Fatalf("put policy: %d %+v", code, pol)
+	}
+	feed := sc.openFeed("acme")
+	sc.startSession(`{"person_id":"p1","preset":"low"}`)
+	sc.button(event.ButtonSOS)
+	raised := sc.wantFeed(feed, "raised")
+	sos := sc.wantAlert("sos")
+	if raised.Data.AlertID != sos.ID || raised.Data.Kind != "sos" {
+		t.Errorf("feed showed %+v, want the SOS %s", raised.Data, sos.ID)
+	}
+	// The ladder's next moment is stored before the clock moves on.
+	eventually(t, "the ladder at its first repeat", func() bool {
+		x, err := sc.a.Store().GetEscalation(context.Background(), sos.ID)
+		return err == nil && x.Attempt == 1
+	})
+	sc.at(20 * time.Second)
+	if ev := sc.wantFeed(feed, "reminder"); ev.Data.Step != 0 || ev.Data.Attempt != 1 {
+		t.Errorf("reminder %+v, want step 0 repeat 1", ev.Data)
+	}
+	sc.at(30 * time.Second)
+	if code := sc.api.do("POST", "/api/v1/alerts/"+sos.ID+"/acknowledge", `{"note":"on my way"}`, nil); code != 200 {
+		t.Fatalf("acknowledge: %d", code)
+	}
+	sc.wantFeed(feed, "acknowledged")
+	eventually(t, "the ladder stopped", func() bool {
+		x, err := sc.a.Store().GetEscalation(context.Background(), sos.ID)
+		return err == nil && x.State == store.EscalationStopped
+	})
+	sc.at(10 * time.Minute)
+	var ds struct {
+		Deliveries []struct{ Event, Channel, Status string }
+	}
+	if code := sc.api.do("GET", "/api/v1/alerts/"+sos.ID+"/deliveries", "", &ds); code != 200 {
+		t.Fatalf("deliveries: %d", code)
+	}
+	var got []string
+	for _, d := range ds.Deliveries {
+		got = append(got, d.Event+"/"+d.Channel+"/"+d.Status)
+	}
+	if strings.Join(got, ",") != "raised/console/sent,reminder/console/sent,acknowledged/console/sent" {
+		t.Errorf("deliveries %v", got)
 	}
 }

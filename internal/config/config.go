@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -54,6 +55,7 @@ type Config struct {
 	Admin  AdminConfig
 	API    APIConfig
 	Safety SafetyConfig
+	Notify NotifyConfig
 	TLS    TLSConfig
 	Log    LogConfig
 }
@@ -104,6 +106,32 @@ type AdminConfig struct {
 type APIConfig struct {
 	Listen                   string // "" disables it
 	DevUnauthenticatedPublic bool
+}
+
+// NotifyConfig is how escalation reaches people: links in messages, and
+// the channels besides the console feed (each on only when configured).
+type NotifyConfig struct {
+	// BaseURL is the console's public base URL; every link in a message is
+	// built from it and nothing else (never from a request's Host).
+	BaseURL string
+
+	SMTPHost     string // "" turns e-mail off
+	SMTPPort     int    // 0: 587 for starttls, 465 for implicit
+	SMTPTLS      string // starttls (default) or implicit
+	SMTPUsername string
+	SMTPPassword Secret
+	SMTPFrom     string
+
+	SMSAccount string // a Twilio-compatible account SID; "" turns SMS off
+	SMSToken   Secret
+	SMSFrom    string
+	SMSBaseURL string // default https://api.twilio.com
+
+	// WebhookKey signs every webhook (HMAC-SHA256); "" turns webhooks off.
+	WebhookKey Secret
+	// OutboundAllow lets webhooks and the SMS provider reach these private
+	// networks (CIDRs), which are refused by default.
+	OutboundAllow []string
 }
 
 // SafetyConfig tunes the safety rules.
@@ -279,6 +307,7 @@ func (c Config) Validate() error {
 				"(set api.dev_unauthenticated_public = true, --api-dev-unauthenticated-public, for a development setup only)", c.API.Listen)
 		}
 	}
+	c.Notify.validate(bad)
 	sf := c.Safety
 	if sf.OfflineAfter < time.Minute || sf.OfflineAfter > 24*time.Hour {
 		bad("safety.offline_after", "%s: want 1m to 24h", sf.OfflineAfter)
@@ -449,4 +478,37 @@ func (c Config) Dump(w io.Writer) error {
 		return fmt.Errorf("dump config: %w", err)
 	}
 	return nil
+}
+
+func (n NotifyConfig) validate(bad func(key, format string, args ...any)) {
+	if n.BaseURL != "" {
+		u, err := url.Parse(n.BaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			bad("notify.base_url", "want an absolute http(s) URL such as https://vigil.example.org, without credentials, query or fragment")
+		}
+	}
+	if n.SMTPHost != "" {
+		if n.SMTPTLS != "" && n.SMTPTLS != "starttls" && n.SMTPTLS != "implicit" {
+			bad("notify.smtp_tls", "%q: want starttls or implicit (plaintext SMTP is not offered)", n.SMTPTLS)
+		}
+		if n.SMTPPort < 0 || n.SMTPPort > 65535 {
+			bad("notify.smtp_port", "%d: want 1 to 65535, or 0 for the default", n.SMTPPort)
+		}
+		if a, err := mail.ParseAddress(n.SMTPFrom); err != nil || a.Address == "" {
+			bad("notify.smtp_from", "want the sender's e-mail address when notify.smtp_host is set")
+		}
+	}
+	if n.SMSAccount != "" {
+		if n.SMSToken.Reveal() == "" {
+			bad("notify.sms_token", "required when notify.sms_account is set")
+		}
+		if !strings.HasPrefix(n.SMSFrom, "+") {
+			bad("notify.sms_from", "want the sending number in E.164 form (+447700900123) when notify.sms_account is set")
+		}
+	}
+	for _, c := range n.OutboundAllow {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			bad("notify.outbound_allow", "%q: want a CIDR such as 10.0.0.0/8", c)
+		}
+	}
 }

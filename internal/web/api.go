@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"vigil/internal/alert"
+	"vigil/internal/escalation"
 	"vigil/internal/geofence"
 	"vigil/internal/safety"
 	"vigil/internal/store"
@@ -61,6 +62,9 @@ type Store interface {
 	ListGeofences(ctx context.Context, orgID string) ([]store.GeofenceRecord, error)
 	DeleteGeofence(ctx context.Context, id string) error
 	PutSessionPreset(ctx context.Context, p store.SessionPreset) error
+	PutEscalationPolicy(ctx context.Context, orgID, kind, policy string, at time.Time) error
+	ListEscalationPolicies(ctx context.Context, orgID string) (map[string]string, error)
+	ListDeliveries(ctx context.Context, alertID string) ([]store.Delivery, error)
 }
 
 // API is the JSON API.
@@ -70,7 +74,14 @@ type API struct {
 	st     Store
 	log    *slog.Logger
 	now    func() time.Time
+
+	feedHandler http.Handler // the organisations' live feeds; nil: not running
 }
+
+// SetFeed serves the organisations' live alert feeds with h (GET
+// /api/v1/orgs/{org}/feed; h reads the org from the path). Call it before
+// Handler.
+func (a *API) SetFeed(h http.Handler) { a.feedHandler = h }
 
 // NewAPI returns the API.
 func NewAPI(eng Engine, alerts Alerts, st Store, log *slog.Logger, now func() time.Time) *API {
@@ -115,9 +126,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *safety.FieldError
 	var ge *geofence.Error
+	var pe *escalation.FieldError
 	switch {
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, "invalid", fe.Field, fe.Msg)
+	case errors.As(err, &pe):
+		writeError(w, http.StatusBadRequest, "invalid", pe.Field, pe.Msg)
 	case errors.As(err, &ge):
 		writeError(w, http.StatusBadRequest, "invalid", ge.Field, ge.Error())
 	case errors.Is(err, alert.ErrOutcome):
