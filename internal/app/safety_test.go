@@ -149,18 +149,22 @@ func TestSOSThroughThePipeline(t *testing.T) {
 	if code := api.do("POST", "/api/v1/alerts/"+al.ID+"/resolve", `{"outcome":"assisted","note":"helped"}`, &got); code != 200 || got.State != "resolved" {
 		t.Fatalf("resolve: %d %+v", code, got)
 	}
-	api.do("GET", "/api/v1/alerts/"+al.ID, "", &got)
 	var actions []string
 	notified := 0
-	for _, en := range got.Timeline {
-		if en.Actor == "escalation" {
-			notified++ // the console feed was told; TestScenarioEscalation follows the ladder
-			continue
+	eventually(t, "the console's notification on the timeline", func() bool {
+		api.do("GET", "/api/v1/alerts/"+al.ID, "", &got)
+		actions, notified = nil, 0
+		for _, en := range got.Timeline {
+			if en.Actor == "escalation" {
+				notified++ // the console feed was told; TestScenarioEscalation follows the ladder
+				continue
+			}
+			actions = append(actions, en.Action)
 		}
-		actions = append(actions, en.Action)
-	}
-	if strings.Join(actions, ",") != "raised,acknowledged,resolved" || notified == 0 {
-		t.Errorf("timeline %v, %d notifications", actions, notified)
+		return notified > 0
+	})
+	if strings.Join(actions, ",") != "raised,acknowledged,resolved" {
+		t.Errorf("timeline %v", actions)
 	}
 	if code := api.do("POST", "/api/v1/sessions/"+sess.ID+"/end", "", &sess); code != 200 || sess.State != "ended" {
 		t.Errorf("end session: %d %+v", code, sess)
