@@ -1,10 +1,11 @@
 package safety_test
 
 // The rebuild benchmarks measure what a restart with many active sessions
-// costs the safety engine: the time of (*Engine).Load reading every
-// organisation's people, every device and every active session from the
-// store and scheduling their deadlines, and the heap the engine keeps per
-// session afterwards. internal/deadline measures the scheduler alone;
+// costs the safety engine: the time of (*Engine).Load reading the
+// residents' ids, the columns it keeps of every device and of every active
+// session (EachDeviceWatch and EachSessionTimer, at the same time) from
+// the store and scheduling their deadlines, and the heap the engine keeps
+// per session afterwards. internal/deadline measures the scheduler alone;
 // these add the store and the engine's own records.
 //
 //	go test -run XXX -bench Load100k -benchtime 1x -count 3 ./internal/safety/

@@ -11,9 +11,22 @@
 // scheduler; Load rebuilds them from the store at start, and a deadline
 // that passed while the server was down fires at once.
 //
+// Memory: the engine keeps, per device and per active session, only what
+// the rules need, in compact records (state.go): ids, the wearer, the
+// organisation (interned), times as Unix nanoseconds, the last position
+// and battery; a session's timing but not its note, preset or version.
+// Deadlines are keyed by small pointer-free {kind, handle} keys. About
+// 680–810 bytes per worker with a device and a session (100k–1M),
+// scheduler included (BenchmarkLoad100k, BenchmarkLoad1M). What is not
+// kept is read from the store
+// when needed: the session (for its amber note) when an alert is raised
+// with one, and before every session change (check-in, extend, end).
+//
 // Concurrency: one mutex serialises the engine's decisions (events from
 // the bus consumer, deadlines from Run, and the API's session calls); the
-// work under it is in memory except when a decision is stored.
+// work under it is in memory except when a decision is stored or a
+// session read. Load reads devices and sessions on two goroutines it
+// waits for.
 //
 // It imports internal/store (record types), internal/alert, internal/event,
 // internal/deadline, internal/geofence and internal/clock. It must not
@@ -46,8 +59,8 @@ type Store interface {
 	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
 	HasCause(ctx context.Context, cause string) (bool, error)
 	GetDevice(ctx context.Context, id string) (store.Device, error)
-	EachDevice(ctx context.Context, fn func(store.Device) error) error
-	EachActiveSession(ctx context.Context, fn func(store.Session) error) error
+	EachDeviceWatch(ctx context.Context, fn func(store.DeviceWatch) error) error
+	EachSessionTimer(ctx context.Context, fn func(store.SessionTimer) error) error
 	ResidentIDs(ctx context.Context) ([]string, error)
 	ListOrgs(ctx context.Context) ([]store.Org, error)
 	CreateSession(ctx context.Context, s store.Session) error
@@ -135,38 +148,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// timerKind says what a deadline is for.
-type timerKind uint8
-
-const (
-	timerReminder timerKind = iota + 1 // id: session
-	timerMissed                        // id: session
-	timerOverrun                       // id: session
-	timerPending                       // id: alert
-	timerOffline                       // id: device
-	timerNoMotion                      // id: device
-)
-
-type timerKey struct {
-	kind timerKind
-	id   string
-}
-
-// devInfo is what the engine keeps per device.
-type devInfo struct {
-	id, org, person string
-	resident        bool
-	disabled        bool
-	readAt          time.Time // when the directory fields were read
-	lastSeen        time.Time // newest device time seen
-	pos             *event.Position
-	posTime         time.Time
-	battery         int // -1 unknown
-	charging        bool
-	lastMove        time.Time // end of the newest motion window with movement
-	alertedMove     time.Time // lastMove when no_motion was last raised
-}
-
 // Engine runs the rules.
 type Engine struct {
 	st   Store
@@ -178,11 +159,16 @@ type Engine struct {
 	sch  *deadline.Scheduler[timerKey]
 	fenc *fences
 
-	mu       sync.Mutex
-	devices  map[string]*devInfo
-	worn     map[string][]*devInfo     // person id → their devices
-	sessions map[string]*store.Session // active sessions by id
-	byPerson map[string]string         // person id → active session id
+	// State, under mu; see state.go.
+	mu         sync.Mutex
+	orgs       map[string]string // interned organisation ids
+	devs       slab[devInfo]
+	devices    map[string]*devInfo // by id
+	sess       slab[sessInfo]
+	sessions   map[string]*sessInfo // active sessions by id
+	people     map[string]person    // person id → active session and devices
+	pending    slab[pendingAlert]
+	pendingIDs map[string]int32 // pending alert id → handle in pending
 }
 
 // New returns an engine. cmd may be nil (no device commands). Its deadlines
@@ -192,128 +178,18 @@ type Engine struct {
 func New(st Store, cmd Commander, clk clock.Clock, log *slog.Logger, cfg Config) *Engine {
 	return &Engine{
 		st: st, svc: alert.NewService(st, clk), cmd: cmd, clk: clk, log: log, cfg: cfg.withDefaults(),
-		sch:      deadline.New[timerKey](deadline.Config{Clock: clock.TimersOf(clk)}),
-		fenc:     newFences(),
-		devices:  make(map[string]*devInfo),
-		worn:     make(map[string][]*devInfo),
-		sessions: make(map[string]*store.Session),
-		byPerson: make(map[string]string),
+		sch:        deadline.New[timerKey](deadline.Config{Clock: clock.TimersOf(clk)}),
+		fenc:       newFences(),
+		orgs:       make(map[string]string),
+		devices:    make(map[string]*devInfo),
+		sessions:   make(map[string]*sessInfo),
+		people:     make(map[string]person),
+		pendingIDs: make(map[string]int32),
 	}
 }
 
 // Alerts is the lifecycle service the API uses.
 func (e *Engine) Alerts() *alert.Service { return e.svc }
-
-// Load rebuilds the engine's state from the store: devices, active
-// sessions and their deadlines, pending pre-alerts, geofences, and
-// offline watches. Call it before Run and before feeding events.
-func (e *Engine) Load(ctx context.Context) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now := e.clk.Now()
-	orgs, err := e.st.ListOrgs(ctx)
-	if err != nil {
-		return fmt.Errorf("load safety state: %w", err)
-	}
-	ids, err := e.st.ResidentIDs(ctx)
-	if err != nil {
-		return fmt.Errorf("load safety state: %w", err)
-	}
-	residents := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		residents[id] = true
-	}
-	for _, o := range orgs {
-		of, _, err := e.readFences(ctx, o.ID, "")
-		if err != nil {
-			return fmt.Errorf("load safety state: %w", err)
-		}
-		e.installFences(o.ID, of)
-	}
-	devs := 0
-	err = e.st.EachDevice(ctx, func(d store.Device) error {
-		e.putDevice(e.fromDevice(d, residents[d.PersonID], now))
-		devs++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("load safety state: %w", err)
-	}
-	var items []deadline.Item[timerKey]
-	sessions := 0
-	err = e.st.EachActiveSession(ctx, func(s store.Session) error {
-		e.sessions[s.ID] = &s
-		e.byPerson[s.PersonID] = s.ID
-		items = append(items, e.sessionItems(&s)...)
-		sessions++
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("load safety state: %w", err)
-	}
-	for _, d := range e.devices {
-		if at, ok := e.offlineDeadline(d); ok {
-			items = append(items, deadline.Item[timerKey]{Key: timerKey{timerOffline, d.id}, At: at})
-		}
-	}
-	var pending []store.Alert
-	for before := (time.Time{}); ; {
-		page, err := e.st.ListAlerts(ctx, store.AlertFilter{States: []store.AlertState{store.AlertPending}, RaisedBefore: before, Limit: 1000})
-		if err != nil {
-			return fmt.Errorf("load safety state: %w", err)
-		}
-		pending = append(pending, page...)
-		if len(page) < 1000 {
-			break
-		}
-		// Pages by raise time (pre-alerts are raised one at a time, so
-		// two sharing a nanosecond across a page boundary is not a case).
-		before = page[len(page)-1].RaisedAt
-	}
-	for _, a := range pending {
-		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerPending, a.ID}, At: a.PendingUntil})
-	}
-	e.sch.Load(items)
-	e.log.Info("safety engine loaded", "sessions", sessions, "devices", devs, "pending_alerts", len(pending), "timers", e.sch.Len())
-	return nil
-}
-
-// putDevice records what the engine knows of a device and indexes it by
-// the person wearing it; the caller holds mu (or owns the engine).
-func (e *Engine) putDevice(d *devInfo) {
-	if old := e.devices[d.id]; old != nil && old.person != "" {
-		list := slices.DeleteFunc(e.worn[old.person], func(x *devInfo) bool { return x.id == d.id })
-		if len(list) == 0 {
-			delete(e.worn, old.person)
-		} else {
-			e.worn[old.person] = list
-		}
-	}
-	e.devices[d.id] = d
-	if d.person != "" {
-		e.worn[d.person] = append(e.worn[d.person], d)
-	}
-}
-
-func (e *Engine) fromDevice(d store.Device, resident bool, now time.Time) *devInfo {
-	info := &devInfo{id: d.ID, org: d.OrgID, person: d.PersonID, resident: resident, disabled: !d.DisabledAt.IsZero(),
-		readAt: now, battery: -1}
-	if old, ok := e.devices[d.ID]; ok {
-		info.lastSeen, info.pos, info.posTime, info.battery, info.charging = old.lastSeen, old.pos, old.posTime, old.battery, old.charging
-		info.lastMove, info.alertedMove = old.lastMove, old.alertedMove
-	}
-	if d.State.LastSeen.After(info.lastSeen) {
-		info.lastSeen = d.State.LastSeen
-	}
-	if d.State.LastPosition != nil && d.State.PositionTime.After(info.posTime) {
-		p := *d.State.LastPosition
-		info.pos, info.posTime = &p, d.State.PositionTime
-	}
-	if d.State.Battery != nil && info.battery < 0 {
-		info.battery, info.charging = *d.State.Battery, d.State.Charging
-	}
-	return info
-}
 
 // Run fires deadlines until ctx ends. It also re-reads every
 // organisation's geofences once a minute, so zones imported by the CLI
@@ -374,52 +250,60 @@ func (e *Engine) fire(ctx context.Context, it deadline.Item[timerKey]) error {
 	defer e.mu.Unlock()
 	switch it.Key.kind {
 	case timerReminder:
-		if s := e.sessions[it.Key.id]; s != nil {
-			d := SessionDeadlines(*s, e.cfg.RemindBefore)
+		if s := e.sessionOf(it.Key); s != nil {
+			d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
+			if d.CheckinDue.IsZero() || !d.CheckinDue.After(e.clk.Now()) {
+				return nil // too late to remind: the missed check-in follows
+			}
 			// To the device that started the session, else (a session
 			// started through the API) the wearer's most recently seen one.
 			if dev := e.sessionDevice(s); dev != nil {
-				e.command(ctx, dev.id, Command{Type: "checkin_reminder", SessionID: s.ID, Due: d.CheckinDue})
+				e.command(ctx, dev.id, Command{Type: "checkin_reminder", SessionID: s.id, Due: d.CheckinDue})
 			}
 		}
 	case timerMissed:
-		s := e.sessions[it.Key.id]
+		s := e.sessionOf(it.Key)
 		if s == nil {
 			return nil
 		}
-		d := SessionDeadlines(*s, e.cfg.RemindBefore)
+		d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
 		if d.Missed.IsZero() || e.clk.Now().Before(d.Missed) {
 			e.schedule(s) // moved meanwhile
 			return nil
 		}
-		return e.raise(ctx, alertSpec{kind: alert.KindMissedCheckin, dedup: "missed_checkin:" + s.ID,
-			cause: fmt.Sprintf("missed:%s:%d", s.ID, d.CheckinDue.UnixNano()), causeTime: d.Missed,
-			session: s, person: s.PersonID, org: s.OrgID, device: e.sessionDevice(s),
+		return e.raise(ctx, alertSpec{kind: alert.KindMissedCheckin, dedup: "missed_checkin:" + s.id,
+			cause: fmt.Sprintf("missed:%s:%d", s.id, d.CheckinDue.UnixNano()), causeTime: d.Missed,
+			session: s, person: s.person, org: s.org, device: e.sessionDevice(s),
 			detail: "check-in due " + d.CheckinDue.UTC().Format(time.RFC3339) + " not received", actor: "engine"})
 	case timerOverrun:
-		s := e.sessions[it.Key.id]
+		s := e.sessionOf(it.Key)
 		if s == nil {
 			return nil
 		}
-		d := SessionDeadlines(*s, e.cfg.RemindBefore)
+		d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
 		if e.clk.Now().Before(d.Overrun) {
 			e.schedule(s)
 			return nil
 		}
-		return e.raise(ctx, alertSpec{kind: alert.KindSessionOverrun, dedup: "session_overrun:" + s.ID,
-			cause: fmt.Sprintf("overrun:%s:%d", s.ID, s.ExpectedEnd.UnixNano()), causeTime: d.Overrun,
-			session: s, person: s.PersonID, org: s.OrgID, device: e.sessionDevice(s),
-			detail: "session expected to end " + s.ExpectedEnd.UTC().Format(time.RFC3339), actor: "engine"})
+		return e.raise(ctx, alertSpec{kind: alert.KindSessionOverrun, dedup: "session_overrun:" + s.id,
+			cause: fmt.Sprintf("overrun:%s:%d", s.id, int64(s.end)), causeTime: d.Overrun,
+			session: s, person: s.person, org: s.org, device: e.sessionDevice(s),
+			detail: "session expected to end " + s.end.Time().Format(time.RFC3339), actor: "engine"})
 	case timerPending:
-		a, err := e.svc.Escalate(ctx, it.Key.id)
+		id := e.pendingOf(it.Key)
+		if id == "" {
+			return nil
+		}
+		a, err := e.svc.Escalate(ctx, id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		e.releasePending(id)
 		if err == nil && a.State == store.AlertRaised {
 			e.command(ctx, a.DeviceID, Command{Type: "alert_raised", AlertID: a.ID})
 		}
 	case timerNoMotion:
-		d := e.devices[it.Key.id]
+		d := e.deviceOf(it.Key)
 		if d == nil {
 			return nil
 		}
@@ -432,15 +316,15 @@ func (e *Engine) fire(ctx context.Context, it deadline.Item[timerKey]) error {
 			return nil
 		}
 		err := e.raise(ctx, alertSpec{kind: alert.KindNoMotion, dedup: "no_motion:" + d.id,
-			cause: fmt.Sprintf("nomotion:%s:%d", d.id, d.lastMove.UnixNano()), causeTime: at,
+			cause: fmt.Sprintf("nomotion:%s:%d", d.id, int64(d.lastMove)), causeTime: at,
 			session: e.activeSession(d.person), person: d.person, org: d.org, device: d, actor: "engine",
-			detail: "no movement since " + d.lastMove.UTC().Format(time.RFC3339), preAlert: e.cfg.ManDownPreAlert})
+			detail: "no movement since " + d.lastMove.Time().Format(time.RFC3339), preAlert: e.cfg.ManDownPreAlert})
 		if err == nil {
 			d.alertedMove = d.lastMove // one alert per still spell
 		}
 		return err
 	case timerOffline:
-		d := e.devices[it.Key.id]
+		d := e.deviceOf(it.Key)
 		if d == nil {
 			return nil
 		}
@@ -453,9 +337,9 @@ func (e *Engine) fire(ctx context.Context, it deadline.Item[timerKey]) error {
 			return nil
 		}
 		s := e.activeSession(d.person)
-		detail := "no event since " + d.lastSeen.UTC().Format(time.RFC3339)
+		detail := "no event since " + d.lastSeen.Time().Format(time.RFC3339)
 		return e.raise(ctx, alertSpec{kind: alert.KindDeviceOffline, dedup: "device_offline:" + d.id,
-			cause: fmt.Sprintf("offline:%s:%d", d.id, d.lastSeen.UnixNano()), causeTime: at,
+			cause: fmt.Sprintf("offline:%s:%d", d.id, int64(d.lastSeen)), causeTime: at,
 			session: s, person: d.person, org: d.org, device: d, detail: detail, actor: "engine"})
 	}
 	return nil
@@ -495,9 +379,9 @@ func (e *Engine) HandleEvents(ctx context.Context, evs []event.Event) error {
 }
 
 func (e *Engine) device(ctx context.Context, id string) (*devInfo, error) {
-	now := e.clk.Now()
+	now := nanosOf(e.clk.Now())
 	d := e.devices[id]
-	if d != nil && now.Sub(d.readAt) < e.cfg.DeviceCacheTTL {
+	if d != nil && time.Duration(now-d.readAt) < e.cfg.DeviceCacheTTL {
 		return d, nil
 	}
 	sd, err := e.st.GetDevice(ctx, id)
@@ -512,9 +396,20 @@ func (e *Engine) device(ctx context.Context, id string) (*devInfo, error) {
 		}
 		resident = p.Kind == store.PersonResident
 	}
-	d = e.fromDevice(sd, resident, now)
-	e.putDevice(d)
-	return d, nil
+	return e.putDevice(watchOf(sd), resident, now), nil
+}
+
+// watchOf is what the engine keeps of a device.
+func watchOf(d store.Device) store.DeviceWatch {
+	w := store.DeviceWatch{ID: d.ID, OrgID: d.OrgID, PersonID: d.PersonID, Disabled: !d.DisabledAt.IsZero(),
+		LastSeen: d.State.LastSeen, Battery: -1, Charging: d.State.Charging}
+	if p := d.State.LastPosition; p != nil {
+		w.HasPosition, w.Lat, w.Lon, w.AccuracyM, w.FixTime, w.PositionTime = true, p.Lat, p.Lon, p.AccuracyM, p.FixTime, d.State.PositionTime
+	}
+	if d.State.Battery != nil {
+		w.Battery = *d.State.Battery
+	}
+	return w
 }
 
 func (e *Engine) handle(ctx context.Context, ev *event.Event) error {
@@ -525,22 +420,22 @@ func (e *Engine) handle(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		return err
 	}
-	if ev.DeviceTime.After(d.lastSeen) {
-		d.lastSeen = ev.DeviceTime
+	if t := nanosOf(ev.DeviceTime); t > d.lastSeen {
+		d.lastSeen = t
 	}
 	if at, ok := e.offlineDeadline(d); ok {
-		e.sch.Set(timerKey{timerOffline, d.id}, at)
+		e.sch.Set(d.key(timerOffline), at)
 	}
 	switch ev.Type {
 	case event.TypePosition:
-		if ev.DeviceTime.After(d.posTime) || d.pos == nil {
-			p := *ev.Position
-			d.pos, d.posTime = &p, ev.DeviceTime
+		if t := nanosOf(ev.DeviceTime); t > d.posTime || !d.hasPos {
+			p := ev.Position
+			d.hasPos, d.lat, d.lon, d.acc, d.fix, d.posTime = true, p.Lat, p.Lon, p.AccuracyM, nanosOf(p.FixTime), t
 		}
 		return e.checkFences(ctx, d, ev)
 	case event.TypeBattery:
 		if !ev.Late || d.battery < 0 {
-			d.battery, d.charging = ev.Battery.Percent, ev.Battery.Charging
+			d.battery, d.charging = int32(ev.Battery.Percent), ev.Battery.Charging
 		}
 		return e.checkBattery(ctx, d, ev)
 	case event.TypeButton:
@@ -564,17 +459,14 @@ func (e *Engine) handle(ctx context.Context, ev *event.Event) error {
 // Only devices that send motion windows are watched.
 func (e *Engine) noMotionDeadline(d *devInfo) (time.Time, bool) {
 	s := e.activeSession(d.person)
-	if s == nil || d.lastMove.IsZero() || e.cfg.NoMotionAfter < 0 || d.disabled || d.alertedMove.Equal(d.lastMove) {
+	if s == nil || d.lastMove == 0 || e.cfg.NoMotionAfter < 0 || d.disabled || d.alertedMove == d.lastMove {
 		return time.Time{}, false
 	}
-	if s.DeviceID != "" && s.DeviceID != d.id {
+	if s.device != "" && s.device != d.id {
 		return time.Time{}, false
 	}
-	base := d.lastMove
-	if s.StartedAt.After(base) {
-		base = s.StartedAt
-	}
-	return base.Add(e.cfg.NoMotionAfter), true
+	base := max(d.lastMove, s.started)
+	return base.Time().Add(e.cfg.NoMotionAfter), true
 }
 
 // Motion is what the engine needs of a motion window: when it ended and
@@ -599,11 +491,11 @@ func (e *Engine) HandleMotion(ctx context.Context, ms []Motion) error {
 		if err != nil {
 			return fmt.Errorf("safety: motion of %s: %w", m.DeviceID, err)
 		}
-		if (m.Moving || d.lastMove.IsZero()) && m.End.After(d.lastMove) {
-			d.lastMove = m.End
+		if end := nanosOf(m.End); (m.Moving || d.lastMove == 0) && end > d.lastMove {
+			d.lastMove = end
 		}
 		if at, ok := e.noMotionDeadline(d); ok {
-			e.sch.Set(timerKey{timerNoMotion, d.id}, at)
+			e.sch.Set(d.key(timerNoMotion), at)
 		}
 	}
 	return nil
@@ -635,7 +527,7 @@ func Moving(m *event.Motion) bool {
 const MovingStdG = 0.03
 
 func (e *Engine) monitored(d *devInfo) bool {
-	return d.person != "" && !d.disabled && (d.resident || e.byPerson[d.person] != "")
+	return d.person != "" && !d.disabled && (d.resident || e.people[d.person].sess != nil)
 }
 
 // offlineDeadline is when a monitored device counts as offline: silence
@@ -643,38 +535,36 @@ func (e *Engine) monitored(d *devInfo) bool {
 // that is later (a session started on a device quiet for an hour gets the
 // full time). A device never heard from is not watched.
 func (e *Engine) offlineDeadline(d *devInfo) (time.Time, bool) {
-	if !e.monitored(d) || d.lastSeen.IsZero() {
+	if !e.monitored(d) || d.lastSeen == 0 {
 		return time.Time{}, false
 	}
 	base := d.lastSeen
 	if s := e.activeSession(d.person); s != nil {
-		if s.DeviceID != "" && s.DeviceID != d.id && !d.resident {
+		if s.device != "" && s.device != d.id && !d.resident {
 			return time.Time{}, false // the session is on another device
 		}
-		if s.StartedAt.After(base) {
-			base = s.StartedAt
-		}
+		base = max(base, s.started)
 	}
-	return base.Add(e.cfg.OfflineAfter), true
+	return base.Time().Add(e.cfg.OfflineAfter), true
 }
 
-func (e *Engine) activeSession(person string) *store.Session {
+func (e *Engine) activeSession(person string) *sessInfo {
 	if person == "" {
 		return nil
 	}
-	return e.sessions[e.byPerson[person]]
+	return e.people[person].sess
 }
 
-func (e *Engine) sessionDevice(s *store.Session) *devInfo {
-	if s.DeviceID != "" {
-		if d := e.devices[s.DeviceID]; d != nil {
+func (e *Engine) sessionDevice(s *sessInfo) *devInfo {
+	if s.device != "" {
+		if d := e.devices[s.device]; d != nil {
 			return d
 		}
 	}
 	// The person's most recently seen device.
 	var best *devInfo
-	for _, d := range e.worn[s.PersonID] {
-		if best == nil || d.lastSeen.After(best.lastSeen) {
+	for d := e.people[s.person].devs; d != nil; d = d.nextWorn {
+		if best == nil || d.lastSeen > best.lastSeen {
 			best = d
 		}
 	}
@@ -698,7 +588,7 @@ func (e *Engine) button(ctx context.Context, d *devInfo, ev *event.Event) error 
 		if s == nil {
 			return nil
 		}
-		_, err := e.checkIn(ctx, s, ev.DeviceTime, actor)
+		_, err := e.checkIn(ctx, s.id, ev.DeviceTime, actor)
 		return err
 	case event.ButtonCancel:
 		return e.deviceCancel(ctx, d, ev)
@@ -728,7 +618,7 @@ func (e *Engine) deviceCancel(ctx context.Context, d *devInfo, ev *event.Event) 
 		}
 		if err == nil {
 			e.command(ctx, d.id, Command{Type: "alert_cancelled", AlertID: v.ID})
-			e.sch.Cancel(timerKey{timerPending, a.ID})
+			e.releasePending(a.ID)
 		}
 		return nil
 	}
@@ -775,7 +665,7 @@ func (e *Engine) checkBattery(ctx context.Context, d *devInfo, ev *event.Event) 
 type alertSpec struct {
 	kind, severity, dedup, cause string
 	causeTime                    time.Time
-	session                      *store.Session
+	session                      *sessInfo // its note is read from the store
 	person, org                  string
 	device                       *devInfo
 	ev                           *event.Event
@@ -795,13 +685,19 @@ func (e *Engine) raise(ctx context.Context, sp alertSpec) error {
 	a := store.Alert{ID: NewID("a"), OrgID: sp.org, PersonID: sp.person, Kind: sp.kind, Severity: sev,
 		State: store.AlertRaised, DedupKey: sp.dedup, RaisedAt: now, CauseTime: sp.causeTime, Detail: sp.detail, Duress: sp.duress}
 	if sp.session != nil {
-		a.SessionID, a.Note = sp.session.ID, sp.session.Note
+		// The amber note is not kept in memory: read it now (alerts are
+		// rare; a session's note does not change).
+		s, err := e.st.GetSession(ctx, sp.session.id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("session note: %w", err)
+		}
+		a.SessionID, a.Note = sp.session.id, s.Note
 	}
-	if sp.device != nil {
-		a.DeviceID = sp.device.id
-		if sp.device.pos != nil {
-			p := *sp.device.pos
-			a.Position, a.PositionTime = &p, sp.device.posTime
+	if d := sp.device; d != nil {
+		a.DeviceID = d.id
+		if d.hasPos {
+			a.Position = &event.Position{Lat: d.lat, Lon: d.lon, AccuracyM: d.acc, FixTime: d.fix.Time()}
+			a.PositionTime = d.posTime.Time()
 		}
 	}
 	if sp.ev != nil {
@@ -828,7 +724,7 @@ func (e *Engine) raise(ctx context.Context, sp alertSpec) error {
 	case store.RaiseNew:
 		e.log.Info("alert raised", "alert_id", got.ID, "kind", got.Kind, "state", string(got.State), "org_id", got.OrgID, "late", got.Late)
 		if got.State == store.AlertPending {
-			e.sch.Set(timerKey{timerPending, got.ID}, got.PendingUntil)
+			e.sch.Set(e.pendingKey(got.ID), got.PendingUntil)
 			e.command(ctx, got.DeviceID, Command{Type: "pre_alert", AlertID: got.ID, Due: got.PendingUntil})
 		} else if !got.Duress {
 			e.command(ctx, got.DeviceID, Command{Type: "alert_raised", AlertID: got.ID})

@@ -495,3 +495,59 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestRestartAlertDetails: after a restart the engine keeps only a
+// session's timing, yet the missed_checkin alert raised from it still
+// carries the amber note, the session's device and that device's stored
+// position; the API's session calls still return the whole session; and a
+// session started after the restart is timed like any other.
+func TestRestartAlertDetails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, safety.Config{})
+		t0 := time.Now()
+		ctx := context.Background()
+		s := w.startSession(safety.StartRequest{PersonID: "p1", DeviceID: "d1", Duration: 4 * time.Hour,
+			CheckinInterval: 30 * time.Minute, Grace: 5 * time.Minute, Note: "flat 3, dog in the garden", By: "api"})
+		fixAt := t0.Add(time.Minute).UTC()
+		pos := w.ev("d1", event.TypePosition, func(e *event.Event) {
+			e.Position = &event.Position{Lat: 51.5, Lon: -0.12, AccuracyM: 9, FixTime: fixAt}
+			e.DeviceTime, e.ReceivedAt = fixAt, fixAt
+		})
+		if _, err := w.st.ApplyEvents(ctx, []event.Event{pos}); err != nil { // the projection's doing
+			t.Fatal(err)
+		}
+		at(t0, 10*time.Minute)
+		w.stop()
+		w.start()
+		got, err := w.eng.Extend(ctx, s.ID, t0.Add(5*time.Hour), "api")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Note != s.Note || got.Preset != s.Preset || got.DeviceID != "d1" || got.Version != 2 {
+			t.Errorf("Extend after a restart returned %+v", got)
+		}
+		at(t0, 35*time.Minute)
+		w.wantKinds("at 35m after a restart at 10m", "missed_checkin/raised")
+		a := w.alerts()[0]
+		if a.Note != "flat 3, dog in the garden" || a.SessionID != s.ID || a.DeviceID != "d1" || a.PersonID != "p1" || a.OrgID != "acme" {
+			t.Errorf("missed_checkin alert after a restart: %+v", a)
+		}
+		if a.Position == nil || a.Position.Lat != 51.5 || a.Position.Lon != -0.12 || !a.Position.FixTime.Equal(fixAt) || !a.PositionTime.Equal(fixAt) {
+			t.Errorf("missed_checkin alert position %+v at %v, want the stored fix of %v", a.Position, a.PositionTime, fixAt)
+		}
+		if _, err := w.eng.End(ctx, s.ID, "api"); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.eng.Timers(); n != 0 {
+			t.Errorf("%d timers after the only session ended, want 0", n)
+		}
+		s2 := w.startSession(safety.StartRequest{PersonID: "p1", Duration: time.Hour, Grace: time.Minute, Note: "second visit"})
+		at(t0, 35*time.Minute+61*time.Minute)
+		w.wantKinds("after the second session overran", "session_overrun/raised", "missed_checkin/raised")
+		for _, a := range w.alerts() {
+			if a.Kind == alert.KindSessionOverrun && (a.SessionID != s2.ID || a.Note != "second visit") {
+				t.Errorf("overrun of the session started after the restart: %+v", a)
+			}
+		}
+	})
+}

@@ -146,23 +146,22 @@ func (e *Engine) StartSession(ctx context.Context, r StartRequest) (StartResult,
 		return StartResult{}, err
 	}
 	s.State, s.Version = store.SessionActive, 1
-	e.sessions[s.ID] = &s
-	e.byPerson[s.PersonID] = s.ID
-	e.schedule(&s)
+	si := e.putSession(s)
+	e.schedule(si)
 	res := StartResult{Session: s}
 	// Devices of this person are monitored now: watch them for going
 	// offline, and warn about a low battery.
-	for _, d := range e.worn[s.PersonID] {
+	for _, d := range e.worn(s.PersonID) {
 		if at, ok := e.offlineDeadline(d); ok {
-			e.sch.Set(timerKey{timerOffline, d.id}, at)
+			e.sch.Set(d.key(timerOffline), at)
 		}
 		if at, ok := e.noMotionDeadline(d); ok {
-			e.sch.Set(timerKey{timerNoMotion, d.id}, at)
+			e.sch.Set(d.key(timerNoMotion), at)
 		}
-		if d.battery >= 0 && d.battery <= e.cfg.BatteryWarn && !d.charging {
+		if d.battery >= 0 && int(d.battery) <= e.cfg.BatteryWarn && !d.charging {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("device %s battery at %d%%", d.id, d.battery))
 			err := e.raise(ctx, alertSpec{kind: alert.KindLowBattery, dedup: "low_battery:" + d.id,
-				cause: "session-battery:" + s.ID + ":" + d.id, causeTime: now, session: &s, person: s.PersonID, org: s.OrgID,
+				cause: "session-battery:" + s.ID + ":" + d.id, causeTime: now, session: si, person: s.PersonID, org: s.OrgID,
 				device: d, actor: "engine", detail: fmt.Sprintf("session started with battery at %d%%", d.battery)})
 			if err != nil {
 				e.log.Error("low battery warning not stored", "session_id", s.ID, "err", err)
@@ -173,49 +172,47 @@ func (e *Engine) StartSession(ctx context.Context, r StartRequest) (StartResult,
 	return res, nil
 }
 
-// sessionItems are an active session's deadlines for the scheduler.
-func (e *Engine) sessionItems(s *store.Session) []deadline.Item[timerKey] {
-	d := SessionDeadlines(*s, e.cfg.RemindBefore)
-	items := []deadline.Item[timerKey]{{Key: timerKey{timerOverrun, s.ID}, At: d.Overrun}}
+// sessionItems appends an active session's deadlines for the scheduler
+// to items.
+func (e *Engine) sessionItems(items []deadline.Item[timerKey], s *sessInfo) []deadline.Item[timerKey] {
+	d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
+	items = append(items, deadline.Item[timerKey]{Key: s.key(timerOverrun), At: d.Overrun})
 	if !d.Missed.IsZero() {
-		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerMissed, s.ID}, At: d.Missed})
+		items = append(items, deadline.Item[timerKey]{Key: s.key(timerMissed), At: d.Missed})
 	}
-	if !d.Reminder.IsZero() && d.Reminder.After(e.clk.Now()) {
-		items = append(items, deadline.Item[timerKey]{Key: timerKey{timerReminder, s.ID}, At: d.Reminder})
+	// A reminder whose moment has passed (a restart, a slow check-in) is
+	// sent at once while the check-in is still ahead.
+	if !d.Reminder.IsZero() && d.CheckinDue.After(e.clk.Now()) {
+		items = append(items, deadline.Item[timerKey]{Key: s.key(timerReminder), At: d.Reminder})
 	}
 	return items
 }
 
 // schedule (re)sets a session's deadlines; the caller holds mu.
-func (e *Engine) schedule(s *store.Session) {
-	e.sch.Cancel(timerKey{timerReminder, s.ID})
-	e.sch.Cancel(timerKey{timerMissed, s.ID})
-	for _, it := range e.sessionItems(s) {
+func (e *Engine) schedule(s *sessInfo) {
+	e.sch.Cancel(s.key(timerReminder))
+	e.sch.Cancel(s.key(timerMissed))
+	var buf [3]deadline.Item[timerKey]
+	for _, it := range e.sessionItems(buf[:0], s) {
 		e.sch.Set(it.Key, it.At)
 	}
 }
 
 // unschedule drops an ended session's deadlines; the caller holds mu.
-func (e *Engine) unschedule(id string) {
+func (e *Engine) unschedule(s *sessInfo) {
 	for _, k := range []timerKind{timerReminder, timerMissed, timerOverrun} {
-		e.sch.Cancel(timerKey{k, id})
+		e.sch.Cancel(s.key(k))
 	}
 }
 
-// update writes a session change decided by f, retrying when the store
-// changed meanwhile (another instance); the caller holds mu.
+// update writes a session change decided by f on the session as stored
+// (the engine keeps only its timing), retrying when the store changed
+// meanwhile (another instance); the caller holds mu.
 func (e *Engine) update(ctx context.Context, id string, f func(s *store.Session) error) (store.Session, error) {
 	for attempt := 0; ; attempt++ {
-		cur, ok := e.sessions[id]
-		var s store.Session
-		if ok && attempt == 0 {
-			s = *cur
-		} else {
-			got, err := e.st.GetSession(ctx, id)
-			if err != nil {
-				return store.Session{}, err
-			}
-			s = got
+		s, err := e.st.GetSession(ctx, id)
+		if err != nil {
+			return store.Session{}, err
 		}
 		if s.State != store.SessionActive {
 			e.forget(id)
@@ -232,9 +229,7 @@ func (e *Engine) update(ctx context.Context, id string, f func(s *store.Session)
 			return store.Session{}, err
 		}
 		if got.State == store.SessionActive {
-			e.sessions[id] = &got
-			e.byPerson[got.PersonID] = id
-			e.schedule(&got)
+			e.schedule(e.putSession(got))
 		} else {
 			e.forget(id)
 		}
@@ -244,19 +239,15 @@ func (e *Engine) update(ctx context.Context, id string, f func(s *store.Session)
 
 func (e *Engine) forget(id string) {
 	if s, ok := e.sessions[id]; ok {
-		if e.byPerson[s.PersonID] == id {
-			delete(e.byPerson, s.PersonID)
-		}
-		delete(e.sessions, id)
+		e.dropSession(s)
 	}
-	e.unschedule(id)
 }
 
 // checkIn records a check-in at device or server time at; the caller
 // holds mu. A check-in that answers an open missed_checkin alert is added
 // to its timeline (nothing resolves by itself).
-func (e *Engine) checkIn(ctx context.Context, s *store.Session, at time.Time, by string) (store.Session, error) {
-	got, err := e.update(ctx, s.ID, func(s *store.Session) error {
+func (e *Engine) checkIn(ctx context.Context, id string, at time.Time, by string) (store.Session, error) {
+	got, err := e.update(ctx, id, func(s *store.Session) error {
 		if at.After(s.LastCheckin) {
 			s.LastCheckin = at
 		}
@@ -287,11 +278,7 @@ func (e *Engine) checkIn(ctx context.Context, s *store.Session, at time.Time, by
 func (e *Engine) CheckIn(ctx context.Context, sessionID, by string) (store.Session, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s, err := e.sessionFor(ctx, sessionID)
-	if err != nil {
-		return store.Session{}, err
-	}
-	return e.checkIn(ctx, &s, e.clk.Now().UTC(), by)
+	return e.checkIn(ctx, sessionID, e.clk.Now().UTC(), by)
 }
 
 // Extend moves a session's expected end to end (later than now).
@@ -323,26 +310,12 @@ func (e *Engine) End(ctx context.Context, sessionID, by string) (store.Session, 
 	if err != nil {
 		return s, err
 	}
-	for _, d := range e.worn[s.PersonID] {
-		e.sch.Cancel(timerKey{timerNoMotion, d.id})
+	for d := e.people[s.PersonID].devs; d != nil; d = d.nextWorn {
+		e.sch.Cancel(d.key(timerNoMotion))
 		if !e.monitored(d) {
-			e.sch.Cancel(timerKey{timerOffline, d.id})
+			e.sch.Cancel(d.key(timerOffline))
 		}
 	}
 	e.log.Info("session ended", "session_id", s.ID, "org_id", s.OrgID)
-	return s, nil
-}
-
-func (e *Engine) sessionFor(ctx context.Context, id string) (store.Session, error) {
-	if s, ok := e.sessions[id]; ok {
-		return *s, nil
-	}
-	s, err := e.st.GetSession(ctx, id)
-	if err != nil {
-		return store.Session{}, err
-	}
-	if s.State != store.SessionActive {
-		return s, ErrSessionEnded
-	}
 	return s, nil
 }

@@ -226,10 +226,39 @@ type SafetyStore interface {
 	OffDutyDevices(ctx context.Context, deviceIDs []string) (map[string]bool, error)
 	// ResidentIDs lists the ids of every person of kind resident.
 	ResidentIDs(ctx context.Context) ([]string, error)
-	// EachDevice and EachActiveSession call fn for every device / active
-	// session, in no particular order, streaming rows instead of building
-	// a list (the safety engine's start-up reads millions). An error from
-	// fn stops the walk and is returned.
-	EachDevice(ctx context.Context, fn func(store Device) error) error
-	EachActiveSession(ctx context.Context, fn func(s Session) error) error
+	// EachDeviceWatch and EachSessionTimer call fn for every device /
+	// active session, in no particular order, streaming rows instead of
+	// building a list (the safety engine's start-up reads millions), with
+	// only the columns the engine keeps (EachSessionTimer reads a covering
+	// index of the active sessions). An error from fn stops the walk and
+	// is returned.
+	EachDeviceWatch(ctx context.Context, fn func(w DeviceWatch) error) error
+	EachSessionTimer(ctx context.Context, fn func(t SessionTimer) error) error
+}
+
+// DeviceWatch is what the safety engine keeps of a device: a Device
+// without its name, secrets, firmware and counters, and its last position
+// without speed, heading and altitude (an alert's snapshot does not keep
+// them).
+type DeviceWatch struct {
+	ID, OrgID, PersonID string // PersonID "" when unassigned
+	Disabled            bool
+	LastSeen            time.Time // zero if never
+	// HasPosition says Lat, Lon, AccuracyM, FixTime (of
+	// DeviceState.LastPosition) and PositionTime are set.
+	HasPosition           bool
+	Lat, Lon, AccuracyM   float64
+	FixTime, PositionTime time.Time
+	Battery               int // percent; -1 without a reading
+	Charging              bool
+}
+
+// SessionTimer is what the safety engine keeps of an active session to
+// time it: a Session without its note, preset, state, end and version
+// (GetSession has them).
+type SessionTimer struct {
+	ID, OrgID, PersonID, DeviceID string
+	StartedAt, ExpectedEnd        time.Time
+	CheckinInterval, Grace        time.Duration
+	LastCheckin                   time.Time
 }

@@ -599,46 +599,69 @@ func (s *Store) ResidentIDs(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// EachDevice streams every device, unordered.
-func (s *Store) EachDevice(ctx context.Context, fn func(store.Device) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices`)
+// EachDeviceWatch streams what the safety engine watches of every device,
+// unordered: a scan of the devices table.
+func (s *Store) EachDeviceWatch(ctx context.Context, fn func(store.DeviceWatch) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, person_id, disabled_at IS NOT NULL, last_seen,
+		last_lat, last_lon, last_accuracy_m, last_fix_time, position_time, battery, charging FROM devices`)
 	if err != nil {
-		return fmt.Errorf("each device: %w", err)
+		return fmt.Errorf("each device watch: %w", err)
 	}
 	defer rows.Close()
+	var person sql.NullString
+	var seen, fix, posTime, battery sql.NullInt64
+	var lat, lon, acc sql.NullFloat64
 	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return fmt.Errorf("each device: %w", err)
+		var w store.DeviceWatch
+		if err := rows.Scan(&w.ID, &w.OrgID, &person, &w.Disabled, &seen, &lat, &lon, &acc, &fix, &posTime, &battery, &w.Charging); err != nil {
+			return fmt.Errorf("each device watch: %w", err)
 		}
-		if err := fn(d); err != nil {
+		w.PersonID, w.LastSeen = person.String, fromNanos(seen)
+		if lat.Valid && lon.Valid {
+			w.HasPosition, w.Lat, w.Lon, w.AccuracyM = true, lat.Float64, lon.Float64, acc.Float64
+			w.FixTime, w.PositionTime = fromNanos(fix), fromNanos(posTime)
+		}
+		w.Battery = -1
+		if battery.Valid {
+			w.Battery = int(battery.Int64)
+		}
+		if err := fn(w); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("each device: %w", err)
+		return fmt.Errorf("each device watch: %w", err)
 	}
 	return nil
 }
 
-// EachActiveSession streams every active session, unordered.
-func (s *Store) EachActiveSession(ctx context.Context, fn func(store.Session) error) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE state = 'active'`)
+// EachSessionTimer streams what the safety engine times of every active
+// session, unordered: a scan of the covering index sessions_active_timer
+// (migration 6), not a table read per row.
+func (s *Store) EachSessionTimer(ctx context.Context, fn func(store.SessionTimer) error) error {
+	rows, err := s.r.QueryContext(ctx, qSessionTimers)
 	if err != nil {
-		return fmt.Errorf("each active session: %w", err)
+		return fmt.Errorf("each session timer: %w", err)
 	}
 	defer rows.Close()
+	var started, end, last, interval, grace int64
 	for rows.Next() {
-		x, err := scanSession(rows)
-		if err != nil {
-			return fmt.Errorf("each active session: %w", err)
+		var x store.SessionTimer
+		if err := rows.Scan(&x.ID, &x.OrgID, &x.PersonID, &x.DeviceID, &started, &end, &interval, &grace, &last); err != nil {
+			return fmt.Errorf("each session timer: %w", err)
 		}
+		x.StartedAt, x.ExpectedEnd, x.LastCheckin = time.Unix(0, started).UTC(), time.Unix(0, end).UTC(), time.Unix(0, last).UTC()
+		x.CheckinInterval, x.Grace = time.Duration(interval), time.Duration(grace)
 		if err := fn(x); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("each active session: %w", err)
+		return fmt.Errorf("each session timer: %w", err)
 	}
 	return nil
 }
+
+// qSessionTimers reads only columns of sessions_active_timer.
+const qSessionTimers = `SELECT id, org_id, person_id, device_id, started_at, expected_end, checkin_interval, grace, last_checkin
+	FROM sessions INDEXED BY sessions_active_timer WHERE state = 'active'`

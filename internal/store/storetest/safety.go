@@ -302,25 +302,17 @@ func testSessions(t *testing.T, s store.Store) {
 	must(t, s.CreateSession(ctx, third), "session of p2")
 
 	var streamed []string
-	must(t, s.EachActiveSession(ctx, func(x store.Session) error {
-		if x.State != store.SessionActive {
-			t.Errorf("EachActiveSession gave a %s session", x.State)
-		}
+	must(t, s.EachSessionTimer(ctx, func(x store.SessionTimer) error {
 		streamed = append(streamed, x.ID)
 		return nil
-	}), "each active session")
+	}), "each session timer")
 	if diff := cmp.Diff([]string{"s2", "s4"}, streamed, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
-		t.Errorf("EachActiveSession (-want +got):\n%s", diff)
+		t.Errorf("EachSessionTimer, active sessions only (-want +got):\n%s", diff)
 	}
 	var devs []string
-	must(t, s.EachDevice(ctx, func(d store.Device) error { devs = append(devs, d.ID); return nil }), "each device")
+	must(t, s.EachDeviceWatch(ctx, func(d store.DeviceWatch) error { devs = append(devs, d.ID); return nil }), "each device watch")
 	if diff := cmp.Diff([]string{"d1", "d2", "d9"}, devs, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
-		t.Errorf("EachDevice (-want +got):\n%s", diff)
-	}
-	stop := errors.New("stop")
-	n := 0
-	if err := s.EachDevice(ctx, func(store.Device) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
-		t.Errorf("EachDevice with fn failing: %v after %d calls, want stop after 1", err, n)
+		t.Errorf("EachDeviceWatch (-want +got):\n%s", diff)
 	}
 	for _, tc := range []struct {
 		f    store.SessionFilter
@@ -487,5 +479,86 @@ func testOffDuty(t *testing.T, s store.Store) {
 	must(t, err, "no devices")
 	if len(got2) != 0 {
 		t.Errorf("no devices: %v", got2)
+	}
+}
+
+// testWatchesAndTimers: the narrow streams the safety engine starts from
+// agree with GetDevice and GetSession, row for row.
+func testWatchesAndTimers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	must(t, s.CreatePerson(ctx, store.Person{ID: "p2", OrgID: "acme", Kind: store.PersonWorker, Name: "Di"}), "person")
+	must(t, s.AssignDevice(ctx, "d1", "p1"), "assign d1")
+	must(t, s.AssignDevice(ctx, "d9", "p9"), "assign d9")
+	must(t, s.DisableDevice(ctx, "d2", at(time.Hour)), "disable d2")
+	sos := ev("d1", "sos", at(2*time.Minute), at(2*time.Minute+time.Second))
+	sos.Type, sos.Button = event.TypeButton, &event.Button{Kind: event.ButtonSOS}
+	sos.Position = &event.Position{Lat: 51.5, Lon: -0.12, AccuracyM: 5, SpeedMPS: ptr(1.5), FixTime: at(2*time.Minute - time.Second)}
+	apply(t, s, 4, sos, batEv("d1", "b1", at(time.Minute), at(time.Minute), 15, true),
+		posEv("d9", "p1", at(time.Minute), at(time.Minute+time.Second), 52, 1), ev("d2", "h1", at(time.Minute), at(3*time.Minute)))
+
+	var watches []store.DeviceWatch
+	must(t, s.EachDeviceWatch(ctx, func(w store.DeviceWatch) error { watches = append(watches, w); return nil }), "each device watch")
+	var want []store.DeviceWatch
+	for _, id := range []string{"d1", "d2", "d9"} {
+		d := device(t, s, id)
+		w := store.DeviceWatch{ID: d.ID, OrgID: d.OrgID, PersonID: d.PersonID, Disabled: !d.DisabledAt.IsZero(),
+			LastSeen: d.State.LastSeen, Battery: -1, Charging: d.State.Charging}
+		if p := d.State.LastPosition; p != nil {
+			w.HasPosition, w.Lat, w.Lon, w.AccuracyM, w.FixTime, w.PositionTime = true, p.Lat, p.Lon, p.AccuracyM, p.FixTime, d.State.PositionTime
+		}
+		if d.State.Battery != nil {
+			w.Battery = *d.State.Battery
+		}
+		want = append(want, w)
+	}
+	byID := cmpopts.SortSlices(func(a, b store.DeviceWatch) bool { return a.ID < b.ID })
+	if diff := cmp.Diff(want, watches, opts, byID); diff != "" {
+		t.Errorf("EachDeviceWatch (-want +got):\n%s", diff)
+	}
+	if !watches[0].HasPosition && !watches[1].HasPosition && !watches[2].HasPosition {
+		t.Errorf("no watch has a position: the test does not test it")
+	}
+
+	x := store.Session{ID: "s1", OrgID: "acme", PersonID: "p1", DeviceID: "d1", Preset: "high", Note: "flat 3, dog",
+		StartedAt: at(0), ExpectedEnd: at(time.Hour), CheckinInterval: 30 * time.Minute, Grace: 5 * time.Minute}
+	must(t, s.CreateSession(ctx, x), "create s1")
+	y := store.Session{ID: "s2", OrgID: "acme", PersonID: "p2", StartedAt: at(time.Minute), ExpectedEnd: at(3 * time.Hour),
+		Grace: time.Minute, LastCheckin: at(2 * time.Minute)}
+	must(t, s.CreateSession(ctx, y), "create s2")
+	got, err := s.GetSession(ctx, "s1")
+	must(t, err, "get s1")
+	got.LastCheckin = at(20 * time.Minute)
+	_, err = s.UpdateSession(ctx, got)
+	must(t, err, "check in s1")
+	z := store.Session{ID: "s3", OrgID: "beta", PersonID: "p9", StartedAt: at(0), ExpectedEnd: at(time.Hour)}
+	must(t, s.CreateSession(ctx, z), "create s3")
+	ended, err := s.GetSession(ctx, "s3")
+	must(t, err, "get s3")
+	ended.State, ended.EndedAt, ended.EndedBy = store.SessionEnded, at(time.Hour), "api"
+	_, err = s.UpdateSession(ctx, ended)
+	must(t, err, "end s3")
+
+	var timers []store.SessionTimer
+	must(t, s.EachSessionTimer(ctx, func(x store.SessionTimer) error { timers = append(timers, x); return nil }), "each session timer")
+	var wantTimers []store.SessionTimer
+	for _, id := range []string{"s1", "s2"} {
+		x, err := s.GetSession(ctx, id)
+		must(t, err, "get session")
+		wantTimers = append(wantTimers, store.SessionTimer{ID: x.ID, OrgID: x.OrgID, PersonID: x.PersonID, DeviceID: x.DeviceID,
+			StartedAt: x.StartedAt, ExpectedEnd: x.ExpectedEnd, CheckinInterval: x.CheckinInterval, Grace: x.Grace, LastCheckin: x.LastCheckin})
+	}
+	if diff := cmp.Diff(wantTimers, timers, opts, cmpopts.SortSlices(func(a, b store.SessionTimer) bool { return a.ID < b.ID })); diff != "" {
+		t.Errorf("EachSessionTimer (-want +got):\n%s", diff)
+	}
+
+	stop := errors.New("stop")
+	n := 0
+	if err := s.EachDeviceWatch(ctx, func(store.DeviceWatch) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("EachDeviceWatch with fn failing: %v after %d calls, want stop after 1", err, n)
+	}
+	n = 0
+	if err := s.EachSessionTimer(ctx, func(store.SessionTimer) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("EachSessionTimer with fn failing: %v after %d calls, want stop after 1", err, n)
 	}
 }

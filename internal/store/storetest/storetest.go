@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Geofences", testGeofences},
 		{"LocationPolicyAndDuress", testPolicyAndDuress},
 		{"OffDutyDevices", testOffDuty},
+		{"EachDeviceWatchAndSessionTimer", testWatchesAndTimers},
 		{"EscalationPolicies", testEscalationPolicies},
 		{"EscalationLadder", testEscalationLadder},
 		{"Deliveries", testDeliveries},
