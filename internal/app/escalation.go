@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,13 +60,26 @@ func (a *App) setupEscalation() error {
 		}
 		allow = append(allow, p)
 	}
-	client, err := outbound.New(outbound.Config{Allow: allow})
+	var roots *x509.CertPool
+	if nc.OutboundCAFile != "" {
+		pem, err := os.ReadFile(nc.OutboundCAFile)
+		if err != nil {
+			return fmt.Errorf("notify.outbound_ca_file: %w", err)
+		}
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("notify.outbound_ca_file %s: no PEM certificate in it", nc.OutboundCAFile)
+		}
+	}
+	client, err := outbound.New(outbound.Config{Allow: allow, RootCAs: roots})
 	if err != nil {
 		return fmt.Errorf("outbound client: %w", err)
 	}
 	if nc.SMTPHost != "" {
 		em, err := email.New(email.Config{Host: nc.SMTPHost, Port: nc.SMTPPort, TLS: nc.SMTPTLS, Username: nc.SMTPUsername,
-			Password: nc.SMTPPassword, From: nc.SMTPFrom}, a.deps.Clock, log.With("channel", "email"))
+			Password: nc.SMTPPassword, From: nc.SMTPFrom, RootCAs: roots}, a.deps.Clock, log.With("channel", "email"))
 		if err != nil {
 			return fmt.Errorf("e-mail channel: %w", err)
 		}

@@ -132,6 +132,9 @@ type NotifyConfig struct {
 	// OutboundAllow lets webhooks and the SMS provider reach these private
 	// networks (CIDRs), which are refused by default.
 	OutboundAllow []string
+	// OutboundCAFile adds a private CA (PEM) that webhook receivers, the SMS
+	// provider and the SMTP server may present, besides the system roots.
+	OutboundCAFile string
 }
 
 // SafetyConfig tunes the safety rules.

@@ -82,6 +82,7 @@ var options = withSecretFiles([]option{
 	{"notify.sms_base_url", "sms-base-url", "SMS provider API base `URL` (default https://api.twilio.com)", kindString, func(c *Config) any { return &c.Notify.SMSBaseURL }},
 	{"notify.webhook_key", "webhook-key", "HMAC `key` signing every webhook (secret; prefer --webhook-key-file); empty turns webhooks off", kindSecret, func(c *Config) any { return &c.Notify.WebhookKey }},
 	{"notify.outbound_allow", "outbound-allow", "private `networks` (comma-separated CIDRs) webhooks and the SMS provider may reach; all private ranges are refused otherwise", kindList, func(c *Config) any { return &c.Notify.OutboundAllow }},
+	{"notify.outbound_ca_file", "outbound-ca-file", "PEM `file` of a private CA trusted, besides the system roots, for webhooks, the SMS provider and SMTP", kindString, func(c *Config) any { return &c.Notify.OutboundCAFile }},
 	{"tls.cert_file", "tls-cert", "TLS certificate `file` (PEM); empty for the built-in CA", kindString, func(c *Config) any { return &c.TLS.CertFile }},
 	{"tls.key_file", "tls-key", "TLS private key `file` (PEM), with --tls-cert", kindString, func(c *Config) any { return &c.TLS.KeyFile }},
 	{"tls.hosts", "tls-hosts", "extra DNS names/IPs (comma-separated `hosts`) for the generated server certificate", kindList, func(c *Config) any { return &c.TLS.Hosts }},
