@@ -97,7 +97,12 @@ func (a *App) setupEscalation() error {
 		ns = append(ns, webhook.New(client, func(context.Context, notify.Target) ([]byte, error) { return []byte(key), nil },
 			webhook.Config{Clock: a.deps.Clock, Logger: log.With("channel", "webhook")}))
 	}
-	a.esc = escalation.New(a.store, ns, a.deps.Clock, log, escalation.Config{BaseURL: nc.BaseURL})
+	a.esc = escalation.New(a.store, ns, a.deps.Clock, log, escalation.Config{BaseURL: nc.BaseURL,
+		ChannelHealth: func(channel string, ok bool) {
+			if channel != escalation.ChannelConsole {
+				a.hub.Degraded(channel, !ok)
+			}
+		}})
 	a.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_escalations_pending", Help: "Escalation ladders waiting for their next step or repeat."},
 			func() float64 { return float64(a.esc.Pending()) }),

@@ -71,6 +71,9 @@ type Config struct {
 	SendTimeout time.Duration
 	// MaxParallel bounds the steps being sent at once; default 64.
 	MaxParallel int
+	// ChannelHealth, if set, hears after every delivery whether its
+	// channel worked (the console shows "SMS degraded"; security row 35).
+	ChannelHealth func(channel string, ok bool)
 }
 
 // Engine runs the ladders.
@@ -475,6 +478,9 @@ func (e *Engine) deliver(ctx context.Context, a store.Alert, r Recipient, m noti
 	if err != nil {
 		d.Status, d.Error, action = store.DeliveryFailed, errorClass(err), "notify_failed"
 		e.log.Warn("escalation delivery failed", "alert_id", a.ID, "channel", r.Channel, "err", err)
+	}
+	if e.cfg.ChannelHealth != nil {
+		e.cfg.ChannelHealth(r.Channel, err == nil)
 	}
 	if err := e.st.FinishDelivery(ctx, d); err != nil {
 		e.log.Error("escalation: delivery outcome not recorded", "alert_id", a.ID, "channel", r.Channel, "err", err)

@@ -62,14 +62,16 @@ func (r *recorder) Notify(ctx context.Context, to notify.Target, m notify.Messag
 }
 
 type world struct {
-	t      *testing.T
-	st     *sqlite.Store
-	clk    *clock.Manual
-	t0     time.Time
-	chans  []*recorder
-	eng    *escalation.Engine
-	cancel context.CancelFunc
-	done   chan struct{}
+	t        *testing.T
+	st       *sqlite.Store
+	clk      *clock.Manual
+	t0       time.Time
+	chans    []*recorder
+	eng      *escalation.Engine
+	healthMu sync.Mutex
+	health   map[string]bool // channel → worked last time
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 const ladder = `{
@@ -114,7 +116,13 @@ func (w *world) start() {
 		w.chans = append(w.chans, r)
 		ns = append(ns, r)
 	}
-	w.eng = escalation.New(w.st, ns, w.clk, slog.New(slog.NewTextHandler(io.Discard, nil)), escalation.Config{BaseURL: "https://vigil.example.org/"})
+	w.health = map[string]bool{}
+	w.eng = escalation.New(w.st, ns, w.clk, slog.New(slog.NewTextHandler(io.Discard, nil)), escalation.Config{BaseURL: "https://vigil.example.org/",
+		ChannelHealth: func(channel string, ok bool) {
+			w.healthMu.Lock()
+			w.health[channel] = ok
+			w.healthMu.Unlock()
+		}})
 	if err := w.eng.Load(context.Background()); err != nil {
 		w.t.Fatal(err)
 	}
@@ -393,6 +401,13 @@ func TestFailingChannelDegrades(t *testing.T) {
 	w.at(60 * time.Second)
 	w.want("the console despite the SMS failure", "0s email:sue@example.org raised 0/0", "20s email:sue@example.org reminder 0/1",
 		"40s email:sue@example.org reminder 0/2", "1m0s console:acme reminder 1/0")
+	eventually(t, "SMS reported degraded, e-mail not", func() bool {
+		w.healthMu.Lock()
+		defer w.healthMu.Unlock()
+		sms, sok := w.health["sms"]
+		em, eok := w.health["email"]
+		return sok && !sms && eok && em
+	})
 	eventually(t, "the failure on the timeline", func() bool {
 		a, err := w.st.GetAlert(context.Background(), "a1")
 		if err != nil {
