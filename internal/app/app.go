@@ -41,6 +41,7 @@ import (
 	"vigil/internal/gateway/mqttgw"
 	"vigil/internal/netlimit"
 	"vigil/internal/notify/console"
+	"vigil/internal/notify/sms"
 	"vigil/internal/pki"
 	"vigil/internal/safety"
 	"vigil/internal/store"
@@ -81,6 +82,8 @@ type App struct {
 	safety     *safety.Engine
 	esc        *escalation.Engine
 	hub        *console.Hub
+	links      *escalation.Links
+	sms        *sms.Notifier
 	safetyCons *safetyConsumer
 	api        *web.API
 
@@ -167,7 +170,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	if err := a.setupFalls(); err != nil {
 		return nil, err
 	}
-	if err := a.setupEscalation(); err != nil {
+	if err := a.setupEscalation(ctx); err != nil {
 		return nil, err
 	}
 	a.setupSafety()

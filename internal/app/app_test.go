@@ -193,6 +193,9 @@ func TestPublicSurface(t *testing.T) {
 		{"GET", "/healthz", 404},
 		{"GET", "/debug/pprof/", 404},
 		{"GET", "/api/server", 404},
+		{"GET", "/ack/forged", 404},
+		{"POST", "/ack/forged", 404},
+		{"POST", "/v1/sms/inbound", 404}, // SMS is not configured
 	} {
 		req, _ := http.NewRequest(tc.method, "https://"+a.Addr("https")+tc.path, nil)
 		resp, err := hc.Do(req)

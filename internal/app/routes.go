@@ -15,6 +15,9 @@ import (
 func (a *App) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.httpgw.Register(mux)
+	if err := a.registerPublic(mux); err != nil {
+		a.log.Error("acknowledge links and SMS callbacks not served", "err", err)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpgw.WriteError(w, http.StatusNotFound, "not_found", "", "no such route")
 	})

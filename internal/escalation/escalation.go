@@ -28,6 +28,7 @@ package escalation
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -71,6 +72,9 @@ type Config struct {
 	SendTimeout time.Duration
 	// MaxParallel bounds the steps being sent at once; default 64.
 	MaxParallel int
+	// Links, if set, puts a signed acknowledge link for each recipient
+	// into e-mail, SMS and webhook messages of raised and reminder events.
+	Links *Links
 	// ChannelHealth, if set, hears after every delivery whether its
 	// channel worked (the console shows "SMS degraded"; security row 35).
 	ChannelHealth func(channel string, ok bool)
@@ -459,6 +463,9 @@ func (e *Engine) deliver(ctx context.Context, a store.Alert, r Recipient, m noti
 	} else if !created && d.Status != store.DeliveryPending {
 		return // sent (or refused) before a restart: never twice
 	}
+	if e.cfg.Links != nil && r.Channel != ChannelConsole && (m.Event == notify.EventRaised || m.Event == notify.EventReminder) {
+		m.AckURL = e.cfg.Links.URL(e.cfg.Links.Token(a.ID, target, e.clk.Now()))
+	}
 	start := time.Now()
 	var rec notify.Receipt
 	n, ok := e.channels[r.Channel]
@@ -558,4 +565,40 @@ func (e *Engine) message(ctx context.Context, a store.Alert, ev notify.Event, pt
 		m.ConsoleURL = e.cfg.BaseURL + "/alerts/" + url.PathEscape(a.ID)
 	}
 	return m
+}
+
+// ReplyStore is what matching an SMS reply reads.
+type ReplyStore interface {
+	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
+	ListDeliveries(ctx context.Context, alertID string) ([]store.Delivery, error)
+}
+
+// MatchReply finds the raised alert an SMS reply from a number
+// acknowledges: the one whose reply code for that number is code, or,
+// with no code, the newest raised alert that was texted to that number.
+// ok is false when none matches.
+func MatchReply(ctx context.Context, st ReplyStore, links *Links, from, code string) (alertID string, ok bool, err error) {
+	open, err := st.ListAlerts(ctx, store.AlertFilter{States: []store.AlertState{store.AlertRaised}, Limit: 1000})
+	if err != nil {
+		return "", false, fmt.Errorf("match sms reply: %w", err)
+	}
+	code = strings.ToUpper(code)
+	for _, a := range open { // newest first
+		if code != "" {
+			if hmac.Equal([]byte(links.ReplyCode(a.ID, from)), []byte(code)) {
+				return a.ID, true, nil
+			}
+			continue
+		}
+		ds, err := st.ListDeliveries(ctx, a.ID)
+		if err != nil {
+			return "", false, fmt.Errorf("match sms reply: %w", err)
+		}
+		for _, d := range ds {
+			if d.Channel == ChannelSMS && d.Target == from && d.Status == store.DeliverySent {
+				return a.ID, true, nil
+			}
+		}
+	}
+	return "", false, nil
 }

@@ -435,3 +435,43 @@ func hash8(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:8])
 }
+
+// TestMatchReply: a reply with a code finds the alert it was made for;
+// a bare "ACK" finds the newest raised alert texted to that number.
+func TestMatchReply(t *testing.T) {
+	w := newWorld(t)
+	links, err := escalation.NewLinks([]byte("0123456789abcdef0123456789abcdef"), "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.raise("a1")
+	w.raise("a2")
+	ctx := context.Background()
+	const phone = "+447700900123"
+	for _, id := range []string{"a1"} {
+		d, _, err := w.st.BeginDelivery(ctx, store.Delivery{Key: id + "/sms", AlertID: id, OrgID: "acme", Event: "raised", Channel: "sms", Target: phone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Status = store.DeliverySent
+		if err := w.st.FinishDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		from, code, want string
+		ok               bool
+	}{
+		{phone, links.ReplyCode("a2", phone), "a2", true},
+		{phone, strings.ToLower(links.ReplyCode("a1", phone)), "a1", true},
+		{phone, "", "a1", true}, // only a1 was texted to this number
+		{"+447700900999", links.ReplyCode("a2", phone), "", false},
+		{"+447700900999", "", "", false},
+		{phone, "ZZZZZZ", "", false},
+	} {
+		id, ok, err := escalation.MatchReply(ctx, w.st, links, c.from, c.code)
+		if err != nil || id != c.want || ok != c.ok {
+			t.Errorf("MatchReply(%s, %q) = %q %v %v, want %q %v", c.from, c.code, id, ok, err, c.want, c.ok)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,4 +135,45 @@ func FuzzParsePolicy(f *testing.F) {
 			pt = next
 		}
 	})
+}
+
+func TestLinks(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	l, err := escalation.NewLinks(key, "https://vigil.example.org/", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	tok := l.Token("a1", "sue@example.org", now)
+	if u := l.URL(tok); u != "https://vigil.example.org/ack/"+tok {
+		t.Errorf("URL %s", u)
+	}
+	id, rcpt, err := l.Verify(tok, now.Add(59*time.Minute))
+	if err != nil || id != "a1" || len(rcpt) != 16 {
+		t.Errorf("Verify = %q %q %v", id, rcpt, err)
+	}
+	if _, _, err := l.Verify(tok, now.Add(61*time.Minute)); !errors.Is(err, escalation.ErrBadLink) {
+		t.Errorf("expired link: %v", err)
+	}
+	b := []byte(tok)
+	b[len(b)/2] ^= 1
+	for _, bad := range []string{string(b), tok[:len(tok)-2], "", "!!", strings.Repeat("A", 600)} {
+		if _, _, err := l.Verify(bad, now); !errors.Is(err, escalation.ErrBadLink) {
+			t.Errorf("Verify(%q) = %v, want ErrBadLink", bad, err)
+		}
+	}
+	other, _ := escalation.NewLinks([]byte("another key, another server.....x"), "", time.Hour)
+	if _, _, err := other.Verify(tok, now); !errors.Is(err, escalation.ErrBadLink) {
+		t.Errorf("a token from another key verified: %v", err)
+	}
+	if other.URL(tok) != "" {
+		t.Error("a link without a base URL")
+	}
+	c1, c2 := l.ReplyCode("a1", "+447700900123"), l.ReplyCode("a1", "+447700900124")
+	if len(c1) != 6 || c1 == c2 || c1 != l.ReplyCode("a1", "+447700900123") || strings.ContainsAny(c1, "01OI") {
+		t.Errorf("reply codes %q %q", c1, c2)
+	}
+	if _, err := escalation.NewLinks([]byte("short"), "", 0); err == nil {
+		t.Error("a short key was accepted")
+	}
 }
