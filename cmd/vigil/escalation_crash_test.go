@@ -91,9 +91,12 @@ func TestEscalationSurvivesKill9(t *testing.T) {
 
 	tlsCfg := caTLS(t, dir)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: 10 * time.Second}
-	m := apiAddrRe.FindStringSubmatch(srv.out.String())
-	if m == nil {
-		t.Fatalf("no api address in:\n%s", srv.out.String())
+	// The address line reaches srv.out just after startServer saw it.
+	var m []string
+	for end := time.Now().Add(10 * time.Second); m == nil; time.Sleep(10 * time.Millisecond) {
+		if m = apiAddrRe.FindStringSubmatch(srv.out.String()); m == nil && time.Now().After(end) {
+			t.Fatalf("no api address in:\n%s", srv.out.String())
+		}
 	}
 	policy := fmt.Sprintf(`{"steps":[
 		{"name":"duty","recipients":[{"channel":"webhook","address":%q}],"wait":"10s"},

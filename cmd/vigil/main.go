@@ -42,6 +42,7 @@ func commands() []command {
 		{"device", "register, list and assign devices (add, list, assign)", runDevice},
 		{"org", "create and list organisations (add, list)", runOrg},
 		{"alerts", "list alerts (list)", runAlerts},
+		{"report", "monthly response-time statistics (response)", runReport},
 		{"sessions", "list timed lone-worker sessions (list)", runSessions},
 		{"zones", "import and list geofences as GeoJSON (import, list)", runZones},
 		{"person", "people who wear devices and their fall sensitivity (add, list, set)", runPerson},

@@ -45,6 +45,7 @@ func TestDeps(t *testing.T) {
 		{"vigil/internal/notify/sms", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "vigil/internal/escalation", "vigil/internal/app"}, "a channel delivers, it decides nothing", nil},
 		{"vigil/internal/notify/webhook", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "vigil/internal/escalation", "vigil/internal/app"}, "a channel delivers, it decides nothing", nil},
 		{"vigil/internal/notify/outbound", []string{"vigil/"}, "the SSRF-safe client is standard library only", nil},
+		{"vigil/internal/report", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "vigil/internal/web", "net/http"}, "the report is computation over store records", nil},
 		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client", nil},
 	}
 	for _, r := range rules {

@@ -28,6 +28,7 @@ var Routes = []Route{
 	{"GET /api/v1/orgs/{org}/escalation-policies", func(a *API) http.HandlerFunc { return a.escalationPolicies }},
 	{"PUT /api/v1/orgs/{org}/escalation-policies/{kind}", func(a *API) http.HandlerFunc { return a.putEscalationPolicy }},
 	{"GET /api/v1/orgs/{org}/feed", func(a *API) http.HandlerFunc { return a.feed }},
+	{"GET /api/v1/orgs/{org}/reports/response", func(a *API) http.HandlerFunc { return a.responseReport }},
 	{"GET /api/v1/orgs/{org}/zones", func(a *API) http.HandlerFunc { return a.listZones }},
 	{"POST /api/v1/orgs/{org}/zones", func(a *API) http.HandlerFunc { return a.importZones }},
 	{"GET /api/v1/zones/{id}", func(a *API) http.HandlerFunc { return a.getZone }},
