@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"vigil/internal/device"
 	"vigil/internal/store"
@@ -135,6 +137,46 @@ func TestCLIPersonFallSensitivity(t *testing.T) {
 	}
 	if len(people) != 1 || people[0].ID != id || people[0].FallSensitivity != 2 {
 		t.Errorf("person list: %+v, want %s at +2", people, id)
+	}
+
+	// Fall false alarms per person: pre-alerts the wearer cancelled and
+	// falls resolved as false alarms, not real falls or other kinds.
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "vigil.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+	for i, x := range []struct{ kind, state, outcome string }{
+		{"fall", "cancelled", ""}, {"fall", "resolved", "false_alarm"}, {"fall", "resolved", "assisted"},
+		{"fall", "raised", ""}, {"sos", "cancelled", ""},
+	} {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		a, _, err := st.RaiseAlert(context.Background(), store.Alert{ID: fmt.Sprint("a", i), OrgID: "acme", PersonID: id, DeviceID: c.DeviceID,
+			Kind: x.kind, Severity: "critical", State: store.AlertRaised, DedupKey: fmt.Sprint("k", i), RaisedAt: at, CauseTime: at},
+			store.AlertEntry{At: at, Actor: "engine", Action: "raised", Cause: fmt.Sprint("c", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.state != "raised" {
+			a.State, a.Outcome, a.ClosedAt, a.ClosedBy = store.AlertState(x.state), x.outcome, at.Add(time.Second), "test"
+			if _, err := st.UpdateAlert(context.Background(), a, store.AlertEntry{At: at, Actor: "test", Action: x.state}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st.Close()
+	var withFA []struct {
+		ID              string `json:"id"`
+		FallFalseAlarms int    `json:"fall_false_alarms"`
+	}
+	if err := json.Unmarshal([]byte(ok("person", "list", "--org", "acme", "--json")), &withFA); err != nil {
+		t.Fatal(err)
+	}
+	if len(withFA) != 1 || withFA[0].FallFalseAlarms != 2 {
+		t.Errorf("fall false alarms %+v, want 2", withFA)
+	}
+	if out := ok("person", "list", "--org", "acme"); !strings.Contains(out, "FALL FALSE ALARMS") {
+		t.Errorf("person list table: %s", out)
 	}
 	ok("device", "assign", "--device", c.DeviceID, "--person", "none")
 }

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"vigil/internal/alert"
 	"vigil/internal/app"
 	"vigil/internal/device"
 	"vigil/internal/fall"
@@ -116,6 +117,10 @@ func personList(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	falseAlarms, err := fallFalseAlarms(ctx, st, *org)
+	if err != nil {
+		return err
+	}
 	if *asJSON {
 		type row struct {
 			ID              string  `json:"id"`
@@ -123,19 +128,46 @@ func personList(ctx context.Context, e env, args []string) error {
 			Kind            string  `json:"kind"`
 			Name            string  `json:"name"`
 			FallSensitivity float64 `json:"fall_sensitivity"`
+			FallFalseAlarms int     `json:"fall_false_alarms"`
 		}
 		out := make([]row, 0, len(people))
 		for _, p := range people {
-			out = append(out, row{p.ID, p.OrgID, string(p.Kind), p.Name, p.FallSensitivity})
+			out = append(out, row{p.ID, p.OrgID, string(p.Kind), p.Name, p.FallSensitivity, falseAlarms[p.ID]})
 		}
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tNAME\tFALL SENSITIVITY")
+	fmt.Fprintln(tw, "ID\tKIND\tNAME\tFALL SENSITIVITY\tFALL FALSE ALARMS")
 	for _, p := range people {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%+g\n", p.ID, p.Kind, p.Name, p.FallSensitivity)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%+g\t%d\n", p.ID, p.Kind, p.Name, p.FallSensitivity, falseAlarms[p.ID])
 	}
 	return tw.Flush()
+}
+
+// fallFalseAlarms counts, per person of an organisation, the fall alarms
+// that were not falls: pre-alerts the wearer cancelled ("I'm OK") and
+// falls resolved as false alarms. Kept for tuning a person's sensitivity
+// (docs/falls.md).
+func fallFalseAlarms(ctx context.Context, st store.Store, org string) (map[string]int, error) {
+	out := make(map[string]int)
+	f := store.AlertFilter{OrgID: org, Kind: alert.KindFall, States: []store.AlertState{store.AlertCancelled, store.AlertResolved}, Limit: 1000}
+	for {
+		page, err := st.ListAlerts(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("count fall false alarms: %w", err)
+		}
+		for _, a := range page {
+			if a.PersonID != "" && (a.State == store.AlertCancelled || a.Outcome == alert.OutcomeFalseAlarm) {
+				out[a.PersonID]++
+			}
+		}
+		if len(page) < f.Limit {
+			return out, nil
+		}
+		// Pre-alerts are raised one at a time: no two share a nanosecond
+		// across a page boundary.
+		f.RaisedBefore = page[len(page)-1].RaisedAt
+	}
 }
 
 func personSet(ctx context.Context, e env, args []string) error {
