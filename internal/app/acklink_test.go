@@ -240,7 +240,9 @@ func TestAcknowledgeByLinkAndSMSReply(t *testing.T) {
 	if got.State != "acknowledged" || got.AcknowledgedBy != "sms:"+sms.Suffix(phone) {
 		t.Errorf("after the reply: %s by %q", got.State, got.AcknowledgedBy)
 	}
-	var ds struct{ Deliveries []struct{ Channel, Status string } }
+	var ds struct {
+		Deliveries []struct{ Channel, Status string }
+	}
 	api.do("GET", "/api/v1/alerts/"+second.ID+"/deliveries", "", &ds)
 	sent := map[string]string{}
 	for _, d := range ds.Deliveries {
