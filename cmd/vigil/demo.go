@@ -22,6 +22,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	rate := fs.Float64("rate", 0.5, "position reports per device per second")
 	replay := fs.String("replay", "", "SisFall recording or folder to replay as real motion streams (server-side fall detection); e.g. ../shared/datasets/sisfall")
 	replayN := fs.Int("replay-devices", 2, "devices that replay a recording (falls and daily activities alternating)")
+	statusEvery := fs.Duration("status-every", 10*time.Second, "how often the status line is printed")
 	workers := fs.Float64("workers", 0.5, "fraction of the devices that are lone workers: assigned to a worker person, they start timed sessions through the JSON API, check in, sometimes forget, overrun, wander off or go silent")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
@@ -104,7 +105,10 @@ func runDemo(ctx context.Context, e env, args []string) error {
                    an overrun, a silent device (offline after %v) and a low battery within about 6
 `, len(people), demoInterval, demoGrace, cfg.Safety.RemindBefore, simZoneRadius, cfg.DataDir, cfg.Safety.OfflineAfter)
 	}
-	fmt.Fprintf(e.stdout, "Ctrl-C stops it. A status line follows every 10 s.\n")
+	if *statusEvery <= 0 {
+		return usagef("vigil demo: --status-every %v: want a positive duration", *statusEvery)
+	}
+	fmt.Fprintf(e.stdout, "Ctrl-C stops it. A status line follows every %v.\n", *statusEvery)
 	for i, r := range replays {
 		fmt.Fprintf(e.stdout, "  device %s replays %s (%s) as its motion stream\n", creds[i].DeviceID, r.Name, map[bool]string{true: "a fall", false: "daily activity"}[r.Fall])
 	}
@@ -113,7 +117,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	simDone := make(chan error, 1)
 	statusDone := make(chan struct{})
 	go func() { simDone <- s.Run(simCtx) }()
-	go func() { defer close(statusDone); demoStatus(simCtx, e, a, s) }()
+	go func() { defer close(statusDone); demoStatus(simCtx, e, a, s, *statusEvery) }()
 
 	var runErr error
 	simEnded := false
@@ -140,8 +144,8 @@ func runDemo(ctx context.Context, e env, args []string) error {
 
 // demoStatus prints what is happening: what the simulator sent and what the
 // server has stored.
-func demoStatus(ctx context.Context, e env, a *app.App, s *sim.Sim) {
-	t := time.NewTicker(10 * time.Second)
+func demoStatus(ctx context.Context, e env, a *app.App, s *sim.Sim, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

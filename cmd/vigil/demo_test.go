@@ -147,7 +147,7 @@ func TestDemoWorkers(t *testing.T) {
 	defer cancel()
 	var out, errb bytes.Buffer
 	args := []string{"demo", "--data-dir", dir, "--devices", "6", "--mqtt-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0",
-		"--admin-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--log-level", "warn"}
+		"--admin-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--log-level", "warn", "--status-every", "1s"}
 	if code := run(ctx, args, func(string) string { return "" }, &out, &errb); code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
