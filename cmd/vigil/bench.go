@@ -29,8 +29,12 @@ import (
 // runBench measures durable ingest: `vigil serve` as a separate process
 // takes QoS 1 positions over MQTT/TLS from many connections through the
 // whole pipeline into the store; in the same run, mosquitto takes the same
-// load on the same certificate as the raw-broker ceiling.
+// load on the same certificate as the raw-broker ceiling. `vigil bench sos`
+// is the SOS-to-screen benchmark (bench_sos.go).
 func runBench(ctx context.Context, e env, args []string) error {
+	if len(args) > 0 && args[0] == "sos" {
+		return runBenchSOS(ctx, e, args[1:])
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	conns := fs.Int("devices", 50, "MQTT connections (one device each)")
@@ -267,8 +271,8 @@ func scrape(c *http.Client, admin string, re *regexp.Regexp, name string) (float
 
 // child is a server process under measurement.
 type child struct {
-	cmd         *exec.Cmd
-	mqtt, admin string
+	cmd              *exec.Cmd
+	mqtt, admin, api string
 }
 
 func (c *child) stop() {
@@ -296,7 +300,7 @@ func (c *child) cpu() time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
-var serveAddrRe = regexp.MustCompile(`mqtt_tls=(\S+) https=(\S+) admin=(\S+)`)
+var serveAddrRe = regexp.MustCompile(`mqtt_tls=(\S+) https=(\S+) admin=(\S+)(?: api=(\S+))?`)
 
 func startChild(ctx context.Context, exe string, args ...string) (*child, error) {
 	cmd := exec.CommandContext(ctx, exe, args...)
@@ -327,7 +331,7 @@ func startChild(ctx context.Context, exe string, args ...string) (*child, error)
 	if m[0] == "exit" {
 		return nil, fmt.Errorf("vigil serve exited: %s", strings.Join(m[1:], "\n"))
 	}
-	c.mqtt, c.admin = m[1], m[3]
+	c.mqtt, c.admin, c.api = m[1], m[3], m[4]
 	return c, nil
 }
 
