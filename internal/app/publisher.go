@@ -67,6 +67,7 @@ type publisher struct {
 	log     *slog.Logger
 	parts   [partitions]chan pubReq
 	motion  [partitions]chan pubReq // motion windows, on their own subjects
+	urgent  [partitions]chan pubReq // buttons, falls, alarms: on their own subjects
 	stopped chan struct{}
 	sizes   prometheus.Histogram
 }
@@ -81,6 +82,7 @@ func newPublisher(b *bus.Bus, st EventWriter, log *slog.Logger, reg prometheus.R
 	for i := range p.parts {
 		p.parts[i] = make(chan pubReq, 4096)
 		p.motion[i] = make(chan pubReq, 1024)
+		p.urgent[i] = make(chan pubReq, 1024)
 	}
 	reg.MustRegister(p.sizes)
 	return p
@@ -91,10 +93,14 @@ func (p *publisher) run(ctx context.Context) {
 	defer close(p.stopped)
 	var wg sync.WaitGroup
 	for k := range p.parts {
-		wg.Add(2)
+		wg.Add(3)
 		go func() {
 			defer wg.Done()
 			p.partitionLoop(ctx, p.parts[k], bus.PartitionSubject(k))
+		}()
+		go func() {
+			defer wg.Done()
+			p.partitionLoop(ctx, p.urgent[k], bus.UrgentSubject(k))
 		}()
 		go func() {
 			defer wg.Done()
@@ -176,31 +182,43 @@ func decodeBatch(b []byte) (evs []event.Event, bad []error, err error) {
 }
 
 // publish hands events of one device to its partition and waits until they
-// are durable. Motion windows go to the partition's motion subject.
+// are durable. Motion windows go to the partition's motion subject, urgent
+// events (buttons, falls, alarms) to its urgent subject, the rest (position
+// reports, heartbeats, battery) to the partition subject. Each lane keeps
+// the device's order; across lanes an urgent event may overtake a position
+// report, which the safety engine accepts (it orders by device time).
 func (p *publisher) publish(ctx context.Context, evs []event.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	part := partitionOf(evs[0].DeviceID)
-	var motion, other []event.Event
+	var lanes [3][]event.Event // motion, urgent, other
 	for i := range evs {
-		if evs[i].Type == event.TypeMotion {
-			motion = append(motion, evs[i])
-		} else {
-			other = append(other, evs[i])
+		switch {
+		case evs[i].Type == event.TypeMotion:
+			lanes[0] = append(lanes[0], evs[i])
+		case isUrgent(&evs[i]):
+			lanes[1] = append(lanes[1], evs[i])
+		default:
+			lanes[2] = append(lanes[2], evs[i])
 		}
 	}
-	if len(motion) > 0 && len(other) > 0 {
-		if err := p.publishTo(ctx, p.motion[part], motion); err != nil {
+	chans := [3]chan pubReq{p.motion[part], p.urgent[part], p.parts[part]}
+	for l, batch := range lanes {
+		if len(batch) == 0 {
+			continue
+		}
+		if err := p.publishTo(ctx, chans[l], batch); err != nil {
 			return err
 		}
-		return p.publishTo(ctx, p.parts[part], other)
 	}
-	ch := p.parts[part]
-	if len(motion) > 0 {
-		ch = p.motion[part]
-	}
-	return p.publishTo(ctx, ch, evs)
+	return nil
+}
+
+// isUrgent says whether an event goes on the urgent lane: every button
+// (an SOS and the cancel after it stay in order), falls and alarms.
+func isUrgent(ev *event.Event) bool {
+	return ev.Type == event.TypeButton || ev.Type == event.TypeFall || ev.Type == event.TypeAlarm
 }
 
 func (p *publisher) publishTo(ctx context.Context, ch chan pubReq, evs []event.Event) error {

@@ -83,7 +83,7 @@ func (a *App) startSafety(ctx context.Context) error {
 	if err := a.safety.Load(ctx); err != nil {
 		return err
 	}
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() {
 		defer a.wg.Done()
 		a.safety.Run(ctx)
@@ -92,6 +92,17 @@ func (a *App) startSafety(ctx context.Context) error {
 		defer a.wg.Done()
 		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "safety", Filter: bus.EventsFilter, MaxBatch: 256,
 			Linger: 2 * time.Millisecond, StartTime: a.deps.Clock.Now().Add(-time.Hour)}, a.safetyCons.handle)
+		if err != nil {
+			a.log.Error("safety engine stopped", "err", err)
+			a.runErr <- err
+		}
+	}()
+	// Buttons, falls and alarms on their own consumer: an SOS is decided
+	// at once even while position reports queue up.
+	go func() {
+		defer a.wg.Done()
+		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "safety-urgent", Filter: bus.UrgentFilter, MaxBatch: 64,
+			StartTime: a.deps.Clock.Now().Add(-time.Hour)}, a.safetyCons.handle)
 		if err != nil {
 			a.log.Error("safety engine stopped", "err", err)
 			a.runErr <- err

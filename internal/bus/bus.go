@@ -50,8 +50,20 @@ func MotionSubject(k int) string {
 	return MotionFilter[:len(MotionFilter)-1] + "p" + strconv.Itoa(k)
 }
 
-// EventsFilter selects every partition subject except motion windows.
+// UrgentSubject is the subject of partition k's urgent events (buttons,
+// falls, alarms): vigil.events.urgent.p<k>. The safety engine reads them on
+// their own consumer, so an SOS never waits behind a backlog of position
+// reports.
+func UrgentSubject(k int) string {
+	return UrgentFilter[:len(UrgentFilter)-1] + "p" + strconv.Itoa(k)
+}
+
+// EventsFilter selects every partition subject except motion windows and
+// urgent events.
 const EventsFilter = SubjectPrefix + "*"
+
+// UrgentFilter selects every urgent subject.
+const UrgentFilter = SubjectPrefix + "urgent.>"
 
 // MotionFilter selects every motion subject.
 const MotionFilter = SubjectPrefix + "motion.>"
