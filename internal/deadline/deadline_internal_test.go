@@ -173,17 +173,23 @@ func testModel(t *testing.T, seed uint64) {
 	}
 }
 
-// TestLoadPaths covers Load into an empty, a small and a large Scheduler
-// (heapify versus one sift per item) against the model.
+// TestLoadPaths covers Load into an empty Scheduler (with distinct keys,
+// indexed without look-ups, and with repeated ones), a small and a large
+// one (heapify versus one sift per item) against the model.
 func TestLoadPaths(t *testing.T) {
-	tests := []struct{ before, load int }{
-		{0, 1000},
-		{10, 1000},
-		{1000, 1000},
-		{10000, 5}, // few into many: one Set each
+	tests := []struct {
+		before, load int
+		distinct     bool
+	}{
+		{0, 1000, false},
+		{0, 1000, true},
+		{0, 1, true},
+		{10, 1000, false},
+		{1000, 1000, false},
+		{10000, 5, false}, // few into many: one Set each
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%d then %d", tt.before, tt.load), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d then %d distinct %v", tt.before, tt.load, tt.distinct), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(tt.before), uint64(tt.load)))
 			t0 := time.Date(2026, 11, 29, 14, 35, 0, 0, time.UTC)
 			at := func() time.Time { return t0.Add(time.Duration(r.IntN(1e6)) * time.Millisecond) }
@@ -195,8 +201,15 @@ func TestLoadPaths(t *testing.T) {
 				want[k] = a
 			}
 			var items []Item[int]
-			for range tt.load {
-				items = append(items, Item[int]{r.IntN(2 * (tt.before + tt.load)), at()})
+			for i := range tt.load {
+				k := r.IntN(2 * (tt.before + tt.load))
+				if tt.distinct {
+					k = 2*tt.load - 1 - 2*i
+				}
+				items = append(items, Item[int]{k, at()})
+			}
+			if !tt.distinct && tt.before == 0 && len(items) > 1 {
+				items[len(items)-1].Key = items[0].Key // at least one repeat
 			}
 			s.Load(items)
 			for _, it := range items {

@@ -13,14 +13,17 @@
 //
 // Memory: the engine keeps, per device and per active session, only what
 // the rules need, in compact records (state.go): ids, the wearer, the
-// organisation (interned), times as Unix nanoseconds, the last position
-// and battery; a session's timing but not its note, preset or version.
-// Deadlines are keyed by small pointer-free {kind, handle} keys. About
-// 680–810 bytes per worker with a device and a session (100k–1M),
-// scheduler included (BenchmarkLoad100k, BenchmarkLoad1M). What is not
-// kept is read from the store
-// when needed: the session (for its amber note) when an alert is raised
-// with one, and before every session change (check-in, extend, end).
+// organisation (interned), times as Unix nanoseconds, the battery, and
+// the last position once an event brought one or an alert read it; a
+// session's timing but not its note, preset or version. A session has one
+// deadline, its next due moment (reminder, missed check-in or overrun);
+// deadlines are keyed by small pointer-free {kind, handle} keys. About
+// 480 bytes per worker with a device and a session at 100k and 560 at 1M,
+// scheduler included (BenchmarkLoad100k, BenchmarkLoad1M). What is not kept is read
+// from the store when needed: the session (for its amber note) and the
+// device's stored position when an alert is raised, the session before
+// every session change (check-in, extend, end), and a device's record
+// once per DeviceCacheTTL while it sends events.
 //
 // Concurrency: one mutex serialises the engine's decisions (events from
 // the bus consumer, deadlines from Run, and the API's session calls); the
@@ -165,8 +168,7 @@ type Engine struct {
 	devs       slab[devInfo]
 	devices    map[string]*devInfo // by id
 	sess       slab[sessInfo]
-	sessions   map[string]*sessInfo // active sessions by id
-	people     map[string]person    // person id → active session and devices
+	people     map[string]person // person id → active session and devices
 	pending    slab[pendingAlert]
 	pendingIDs map[string]int32 // pending alert id → handle in pending
 }
@@ -182,7 +184,6 @@ func New(st Store, cmd Commander, clk clock.Clock, log *slog.Logger, cfg Config)
 		fenc:       newFences(),
 		orgs:       make(map[string]string),
 		devices:    make(map[string]*devInfo),
-		sessions:   make(map[string]*sessInfo),
 		people:     make(map[string]person),
 		pendingIDs: make(map[string]int32),
 	}
@@ -249,46 +250,10 @@ func (e *Engine) fire(ctx context.Context, it deadline.Item[timerKey]) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch it.Key.kind {
-	case timerReminder:
+	case timerSession:
 		if s := e.sessionOf(it.Key); s != nil {
-			d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
-			if d.CheckinDue.IsZero() || !d.CheckinDue.After(e.clk.Now()) {
-				return nil // too late to remind: the missed check-in follows
-			}
-			// To the device that started the session, else (a session
-			// started through the API) the wearer's most recently seen one.
-			if dev := e.sessionDevice(s); dev != nil {
-				e.command(ctx, dev.id, Command{Type: "checkin_reminder", SessionID: s.id, Due: d.CheckinDue})
-			}
+			return e.fireSession(ctx, s)
 		}
-	case timerMissed:
-		s := e.sessionOf(it.Key)
-		if s == nil {
-			return nil
-		}
-		d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
-		if d.Missed.IsZero() || e.clk.Now().Before(d.Missed) {
-			e.schedule(s) // moved meanwhile
-			return nil
-		}
-		return e.raise(ctx, alertSpec{kind: alert.KindMissedCheckin, dedup: "missed_checkin:" + s.id,
-			cause: fmt.Sprintf("missed:%s:%d", s.id, d.CheckinDue.UnixNano()), causeTime: d.Missed,
-			session: s, person: s.person, org: s.org, device: e.sessionDevice(s),
-			detail: "check-in due " + d.CheckinDue.UTC().Format(time.RFC3339) + " not received", actor: "engine"})
-	case timerOverrun:
-		s := e.sessionOf(it.Key)
-		if s == nil {
-			return nil
-		}
-		d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
-		if e.clk.Now().Before(d.Overrun) {
-			e.schedule(s)
-			return nil
-		}
-		return e.raise(ctx, alertSpec{kind: alert.KindSessionOverrun, dedup: "session_overrun:" + s.id,
-			cause: fmt.Sprintf("overrun:%s:%d", s.id, int64(s.end)), causeTime: d.Overrun,
-			session: s, person: s.person, org: s.org, device: e.sessionDevice(s),
-			detail: "session expected to end " + s.end.Time().Format(time.RFC3339), actor: "engine"})
 	case timerPending:
 		id := e.pendingOf(it.Key)
 		if id == "" {
@@ -396,16 +361,33 @@ func (e *Engine) device(ctx context.Context, id string) (*devInfo, error) {
 		}
 		resident = p.Kind == store.PersonResident
 	}
-	return e.putDevice(watchOf(sd), resident, now), nil
+	d = e.putDevice(watchOf(sd), resident, now)
+	d.mergeStored(sd)
+	return d, nil
 }
 
-// watchOf is what the engine keeps of a device.
+// knowPosition makes sure d's position includes the stored one (see
+// devInfo.posRead); the caller holds mu.
+func (e *Engine) knowPosition(ctx context.Context, d *devInfo) error {
+	if d.posRead {
+		return nil
+	}
+	sd, err := e.st.GetDevice(ctx, d.id)
+	if errors.Is(err, store.ErrNotFound) {
+		d.posRead = true // deleted since: what events brought is all there is
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d.mergeStored(sd)
+	return nil
+}
+
+// watchOf is what the engine keeps of a device besides its position.
 func watchOf(d store.Device) store.DeviceWatch {
 	w := store.DeviceWatch{ID: d.ID, OrgID: d.OrgID, PersonID: d.PersonID, Disabled: !d.DisabledAt.IsZero(),
 		LastSeen: d.State.LastSeen, Battery: -1, Charging: d.State.Charging}
-	if p := d.State.LastPosition; p != nil {
-		w.HasPosition, w.Lat, w.Lon, w.AccuracyM, w.FixTime, w.PositionTime = true, p.Lat, p.Lon, p.AccuracyM, p.FixTime, d.State.PositionTime
-	}
 	if d.State.Battery != nil {
 		w.Battery = *d.State.Battery
 	}
@@ -428,10 +410,7 @@ func (e *Engine) handle(ctx context.Context, ev *event.Event) error {
 	}
 	switch ev.Type {
 	case event.TypePosition:
-		if t := nanosOf(ev.DeviceTime); t > d.posTime || !d.hasPos {
-			p := ev.Position
-			d.hasPos, d.lat, d.lon, d.acc, d.fix, d.posTime = true, p.Lat, p.Lon, p.AccuracyM, nanosOf(p.FixTime), t
-		}
+		d.setPos(*ev.Position, nanosOf(ev.DeviceTime), d.pos == nil)
 		return e.checkFences(ctx, d, ev)
 	case event.TypeBattery:
 		if !ev.Late || d.battery < 0 {
@@ -695,9 +674,12 @@ func (e *Engine) raise(ctx context.Context, sp alertSpec) error {
 	}
 	if d := sp.device; d != nil {
 		a.DeviceID = d.id
-		if d.hasPos {
-			a.Position = &event.Position{Lat: d.lat, Lon: d.lon, AccuracyM: d.acc, FixTime: d.fix.Time()}
-			a.PositionTime = d.posTime.Time()
+		if err := e.knowPosition(ctx, d); err != nil {
+			return fmt.Errorf("device position: %w", err)
+		}
+		if p := d.pos; p != nil {
+			a.Position = &event.Position{Lat: p.lat, Lon: p.lon, AccuracyM: p.acc, FixTime: p.fix.Time()}
+			a.PositionTime = p.at.Time()
 		}
 	}
 	if sp.ev != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -279,6 +280,97 @@ func TestOverrunAndEnd(t *testing.T) {
 		w.wantKinds("after an extended session ended in time", "session_overrun/raised")
 		if _, err := w.eng.End(context.Background(), s2.ID, "api"); err == nil {
 			t.Error("ending an ended session: no error")
+		}
+	})
+}
+
+// TestOneTimerPerSession: a session keeps one deadline, its next due
+// moment, through its reminder (25m), missed check-in (35m) and overrun
+// (55m); after a restart past all of them the missed check-in and the
+// overrun are both raised at once, and the passed reminder is not sent.
+func TestOneTimerPerSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, safety.Config{})
+		t0 := time.Now()
+		req := safety.StartRequest{PersonID: "p1", DeviceID: "d1", Duration: 50 * time.Minute,
+			CheckinInterval: 30 * time.Minute, Grace: 5 * time.Minute}
+		s := w.startSession(req)
+		timers := func(when string, want int) {
+			t.Helper()
+			synctest.Wait()
+			if n := w.eng.Timers(); n != want {
+				t.Errorf("%s: %d timers, want %d", when, n, want)
+			}
+		}
+		timers("after the start", 1)
+		at(t0, 25*time.Minute)
+		if got := w.cmds.list(); fmt.Sprint(got) != "[d1:checkin_reminder]" {
+			t.Errorf("at 25m commands %v, want a reminder", got)
+		}
+		timers("after the reminder", 1)
+		at(t0, 35*time.Minute)
+		w.wantKinds("at 35m", "missed_checkin/raised")
+		timers("after the missed check-in", 1)
+		at(t0, 55*time.Minute-time.Second)
+		w.wantKinds("at 54m59s", "missed_checkin/raised")
+		at(t0, 55*time.Minute)
+		w.wantKinds("at 55m", "session_overrun/raised", "missed_checkin/raised")
+		timers("after the overrun", 0)
+		if _, err := w.eng.End(context.Background(), s.ID, "api"); err != nil {
+			t.Fatal(err)
+		}
+
+		t1 := time.Now()
+		s2 := w.startSession(req)
+		at(t1, 10*time.Minute)
+		w.stop()
+		at(t1, 60*time.Minute)
+		w.start()
+		synctest.Wait()
+		var got []string
+		for _, a := range w.alerts() {
+			if a.SessionID == s2.ID {
+				got = append(got, a.Kind+"@"+a.CauseTime.Sub(t1).String())
+			}
+		}
+		slices.Sort(got)
+		if want := "[missed_checkin@35m0s session_overrun@55m0s]"; fmt.Sprint(got) != want {
+			t.Errorf("after a restart at 60m: %v, want %v", got, want)
+		}
+		if got := w.cmds.list(); slices.Contains(got, "d1:checkin_reminder") {
+			t.Errorf("after a restart past the check-in: commands %v, want no reminder", got)
+		}
+		timers("after the restart", 0)
+	})
+}
+
+// TestRestartPositionNotOverridden: Load does not read positions, yet a
+// position older than the stored one, arriving late after a restart, does
+// not replace it: an SOS then carries the stored (newer) fix.
+func TestRestartPositionNotOverridden(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, safety.Config{})
+		t0 := time.Now().UTC()
+		ctx := context.Background()
+		fixAt := t0.Add(time.Minute)
+		pos := w.ev("d1", event.TypePosition, func(e *event.Event) {
+			e.Position = &event.Position{Lat: 51.5, Lon: -0.12, AccuracyM: 9, FixTime: fixAt}
+			e.DeviceTime, e.ReceivedAt = fixAt, fixAt
+		})
+		if _, err := w.st.ApplyEvents(ctx, []event.Event{pos}); err != nil { // the projection's doing
+			t.Fatal(err)
+		}
+		at(t0, 2*time.Minute)
+		w.stop()
+		w.start()
+		old := w.ev("d1", event.TypePosition, func(e *event.Event) {
+			e.Position = &event.Position{Lat: 40, Lon: 3, AccuracyM: 9, FixTime: t0}
+			e.DeviceTime, e.Late = t0, true
+		})
+		w.send(old, w.ev("d1", event.TypeButton, button(event.ButtonSOS, "")))
+		w.wantKinds("after the SOS", "sos/raised")
+		if a := w.alerts()[0]; a.Position == nil || a.Position.Lat != 51.5 || !a.PositionTime.Equal(fixAt) {
+			t.Errorf("SOS after a restart and a late older fix: position %+v at %v, want the stored fix of %v", a.Position, a.PositionTime, fixAt)
 		}
 	})
 }

@@ -172,37 +172,112 @@ func (e *Engine) StartSession(ctx context.Context, r StartRequest) (StartResult,
 	return res, nil
 }
 
-// sessionItems appends an active session's deadlines for the scheduler
-// to items.
-func (e *Engine) sessionItems(items []deadline.Item[timerKey], s *sessInfo) []deadline.Item[timerKey] {
-	d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
-	items = append(items, deadline.Item[timerKey]{Key: s.key(timerOverrun), At: d.Overrun})
-	if !d.Missed.IsZero() {
-		items = append(items, deadline.Item[timerKey]{Key: s.key(timerMissed), At: d.Missed})
+// sessionDue is what a session's timer fires for.
+type sessionDue uint8
+
+const (
+	dueNone sessionDue = iota
+	dueReminder
+	dueMissed
+	dueOverrun
+)
+
+// nextSessionDue returns the session's earliest due moment after the
+// last it handled: its check-in reminder (only while the check-in is
+// still ahead of now: a reminder whose moment has passed, after a restart
+// or a slow check-in, is sent at once), the missed check-in, and the
+// overrun. The three never coincide (reminder < check-in due < missed <
+// overrun), so handling them in time order needs one moment kept per
+// session.
+func (e *Engine) nextSessionDue(s *sessInfo, d Deadlines, now time.Time) (sessionDue, time.Time) {
+	after := s.handled
+	switch {
+	case !d.Reminder.IsZero() && nanosOf(d.Reminder) > after && d.CheckinDue.After(now):
+		return dueReminder, d.Reminder
+	case !d.Missed.IsZero() && nanosOf(d.Missed) > after:
+		return dueMissed, d.Missed
+	case nanosOf(d.Overrun) > after:
+		return dueOverrun, d.Overrun
 	}
-	// A reminder whose moment has passed (a restart, a slow check-in) is
-	// sent at once while the check-in is still ahead.
-	if !d.Reminder.IsZero() && d.CheckinDue.After(e.clk.Now()) {
-		items = append(items, deadline.Item[timerKey]{Key: s.key(timerReminder), At: d.Reminder})
+	return dueNone, time.Time{}
+}
+
+// sessionItem appends an active session's deadline for the scheduler to
+// items.
+func (e *Engine) sessionItem(items []deadline.Item[timerKey], s *sessInfo) []deadline.Item[timerKey] {
+	d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
+	if what, at := e.nextSessionDue(s, d, e.clk.Now()); what != dueNone {
+		items = append(items, deadline.Item[timerKey]{Key: s.key(timerSession), At: at})
 	}
 	return items
 }
 
-// schedule (re)sets a session's deadlines; the caller holds mu.
+// schedule (re)sets a session's deadline after its timing changed (a
+// start, check-in or extension): every due moment counts again, and one
+// already handled fires again as a no-op (the cause it was raised with is
+// stored). The caller holds mu.
 func (e *Engine) schedule(s *sessInfo) {
-	e.sch.Cancel(s.key(timerReminder))
-	e.sch.Cancel(s.key(timerMissed))
-	var buf [3]deadline.Item[timerKey]
-	for _, it := range e.sessionItems(buf[:0], s) {
-		e.sch.Set(it.Key, it.At)
+	s.handled = 0
+	e.arm(s)
+}
+
+// arm sets the session's deadline to its next due moment, or cancels it
+// if none is left; the caller holds mu.
+func (e *Engine) arm(s *sessInfo) {
+	var buf [1]deadline.Item[timerKey]
+	if items := e.sessionItem(buf[:0], s); len(items) > 0 {
+		e.sch.Set(items[0].Key, items[0].At)
+	} else {
+		e.sch.Cancel(s.key(timerSession))
 	}
 }
 
-// unschedule drops an ended session's deadlines; the caller holds mu.
+// unschedule drops an ended session's deadline; the caller holds mu.
 func (e *Engine) unschedule(s *sessInfo) {
-	for _, k := range []timerKind{timerReminder, timerMissed, timerOverrun} {
-		e.sch.Cancel(s.key(k))
+	e.sch.Cancel(s.key(timerSession))
+}
+
+// fireSession handles the session's due moment if it has come, and arms
+// the next; the caller holds mu. On an error nothing is marked handled
+// (Run fires the key again shortly).
+func (e *Engine) fireSession(ctx context.Context, s *sessInfo) error {
+	now := e.clk.Now()
+	d := SessionDeadlines(s.timing(), e.cfg.RemindBefore)
+	what, at := e.nextSessionDue(s, d, now)
+	if what == dueNone {
+		return nil
 	}
+	if now.Before(at) { // moved meanwhile
+		e.sch.Set(s.key(timerSession), at)
+		return nil
+	}
+	switch what {
+	case dueReminder:
+		// To the device that started the session, else (a session
+		// started through the API) the wearer's most recently seen one.
+		if dev := e.sessionDevice(s); dev != nil {
+			e.command(ctx, dev.id, Command{Type: "checkin_reminder", SessionID: s.id, Due: d.CheckinDue})
+		}
+	case dueMissed:
+		err := e.raise(ctx, alertSpec{kind: alert.KindMissedCheckin, dedup: "missed_checkin:" + s.id,
+			cause: fmt.Sprintf("missed:%s:%d", s.id, d.CheckinDue.UnixNano()), causeTime: d.Missed,
+			session: s, person: s.person, org: s.org, device: e.sessionDevice(s),
+			detail: "check-in due " + d.CheckinDue.UTC().Format(time.RFC3339) + " not received", actor: "engine"})
+		if err != nil {
+			return err
+		}
+	case dueOverrun:
+		err := e.raise(ctx, alertSpec{kind: alert.KindSessionOverrun, dedup: "session_overrun:" + s.id,
+			cause: fmt.Sprintf("overrun:%s:%d", s.id, int64(s.end)), causeTime: d.Overrun,
+			session: s, person: s.person, org: s.org, device: e.sessionDevice(s),
+			detail: "session expected to end " + s.end.Time().Format(time.RFC3339), actor: "engine"})
+		if err != nil {
+			return err
+		}
+	}
+	s.handled = nanosOf(at)
+	e.arm(s)
+	return nil
 }
 
 // update writes a session change decided by f on the session as stored
@@ -215,7 +290,7 @@ func (e *Engine) update(ctx context.Context, id string, f func(s *store.Session)
 			return store.Session{}, err
 		}
 		if s.State != store.SessionActive {
-			e.forget(id)
+			e.forget(s)
 			return s, ErrSessionEnded
 		}
 		if err := f(&s); err != nil {
@@ -231,14 +306,16 @@ func (e *Engine) update(ctx context.Context, id string, f func(s *store.Session)
 		if got.State == store.SessionActive {
 			e.schedule(e.putSession(got))
 		} else {
-			e.forget(id)
+			e.forget(got)
 		}
 		return got, nil
 	}
 }
 
-func (e *Engine) forget(id string) {
-	if s, ok := e.sessions[id]; ok {
+// forget drops the engine's record of an ended session; the caller holds
+// mu.
+func (e *Engine) forget(x store.Session) {
+	if s := e.session(x.ID, x.PersonID); s != nil {
 		e.dropSession(s)
 	}
 }

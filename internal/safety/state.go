@@ -8,16 +8,18 @@ import (
 	"unsafe"
 
 	"vigil/internal/deadline"
+	"vigil/internal/event"
 	"vigil/internal/store"
 )
 
 // The engine's in-memory state is sized for millions of active sessions
-// (about 680 bytes per worker with a device and a session at 100k, 810 at
-// 1M, the scheduler's entries included; BenchmarkLoad100k/1M): devices
-// and sessions are compact records in slabs, times are Unix nanoseconds,
-// organisation ids are shared strings, and a session's note and other
-// text are read from the store when an alert needs them (rare) rather
-// than kept.
+// (about 480 bytes per worker with a device and a session at 100k, 560 at
+// 1M, the scheduler's two entries included; BenchmarkLoad100k/1M): devices and
+// sessions are compact records in slabs, found by device id and by person
+// (no map by session id), times are Unix nanoseconds, organisation ids
+// are shared strings, a session has one deadline, and a session's note, a
+// device's last position and other text are read from the store when an
+// alert needs them (rare) rather than kept.
 
 // nanos is an instant as Unix nanoseconds, 0 for the zero time.Time (an
 // instant at exactly 1970-01-01 00:00 UTC counts as zero): 8 bytes and no
@@ -97,12 +99,14 @@ func (a *strArena) str(s string) string {
 type timerKind uint8
 
 const (
-	timerReminder timerKind = iota + 1 // h: session
-	timerMissed                        // h: session
-	timerOverrun                       // h: session
-	timerPending                       // h: pending alert
-	timerOffline                       // h: device
-	timerNoMotion                      // h: device
+	// timerSession is a session's next due moment, whichever comes first
+	// of its check-in reminder, missed check-in and overrun that is not
+	// yet handled (see nextSessionDue): one deadline per session, not
+	// three. h: session.
+	timerSession  timerKind = iota + 1
+	timerPending            // h: pending alert
+	timerOffline            // h: device
+	timerNoMotion           // h: device
 )
 
 // timerKey names a deadline without a pointer (12 bytes), so the
@@ -122,14 +126,45 @@ type devInfo struct {
 	resident        bool
 	disabled        bool
 	charging        bool
-	hasPos          bool
-	readAt          nanos // when the directory fields were read
-	lastSeen        nanos // newest device time seen
-	posTime         nanos // device time of the position
-	lastMove        nanos // end of the newest motion window with movement
-	alertedMove     nanos // lastMove when no_motion was last raised
-	fix             nanos // the position's fix time
-	lat, lon, acc   float64
+	// posRead: the stored last position was read (GetDevice) and merged
+	// into pos, the newer of the two winning. Load does not read
+	// positions (an alert needs one, and alerts are rare): until an alert
+	// or a re-read merges it, pos holds only what events brought.
+	posRead     bool
+	readAt      nanos   // when the directory fields were read
+	lastSeen    nanos   // newest device time seen
+	lastMove    nanos   // end of the newest motion window with movement
+	alertedMove nanos   // lastMove when no_motion was last raised
+	pos         *devPos // nil: no position known
+}
+
+// devPos is a device's last position, kept apart from devInfo so that a
+// device without one (every device right after Load) costs a pointer.
+type devPos struct {
+	lat, lon, acc float64
+	fix           nanos // the fix time
+	at            nanos // device time of the position
+}
+
+// setPos keeps p, taken at device time at, if it is newer than the
+// position d has (or force).
+func (d *devInfo) setPos(p event.Position, at nanos, force bool) {
+	if d.pos != nil && at <= d.pos.at && !force {
+		return
+	}
+	if d.pos == nil {
+		d.pos = new(devPos)
+	}
+	*d.pos = devPos{lat: p.Lat, lon: p.Lon, acc: p.AccuracyM, fix: nanosOf(p.FixTime), at: at}
+}
+
+// mergeStored merges the store's record of the device's last position
+// into d; the caller holds mu.
+func (d *devInfo) mergeStored(sd store.Device) {
+	if p := sd.State.LastPosition; p != nil {
+		d.setPos(*p, nanosOf(sd.State.PositionTime), false)
+	}
+	d.posRead = true
 }
 
 func (d *devInfo) key(k timerKind) timerKey { return timerKey{kind: k, h: d.h} }
@@ -142,6 +177,9 @@ type sessInfo struct {
 	gen                     uint32
 	started, end, last      nanos // start, expected end, last check-in
 	interval, grace         time.Duration
+	// handled is the last of the session's due moments (reminder, missed
+	// check-in, overrun) its timer handled; 0 once its timing changed.
+	handled nanos
 }
 
 func (s *sessInfo) key(k timerKind) timerKey { return timerKey{kind: k, h: s.h, gen: s.gen} }
@@ -201,9 +239,6 @@ func (e *Engine) setDevice(d *devInfo, w store.DeviceWatch, resident bool, now n
 	if t := nanosOf(w.LastSeen); t > d.lastSeen {
 		d.lastSeen = t
 	}
-	if t := nanosOf(w.PositionTime); w.HasPosition && t > d.posTime {
-		d.hasPos, d.lat, d.lon, d.acc, d.fix, d.posTime = true, w.Lat, w.Lon, w.AccuracyM, nanosOf(w.FixTime), t
-	}
 	if w.Battery >= 0 && d.battery < 0 {
 		d.battery, d.charging = int32(w.Battery), w.Charging
 	}
@@ -258,17 +293,27 @@ func (e *Engine) worn(personID string) []*devInfo {
 
 // newSession records an active session without linking it to its
 // person (see link); the caller holds mu (or owns the engine).
+// Sessions are found through their person (a session's person never
+// changes, and every caller knows it): no map by session id.
 func (e *Engine) newSession(x store.SessionTimer) *sessInfo {
-	s := e.sessions[x.ID]
-	if s == nil {
+	s := e.people[x.PersonID].sess
+	if s == nil || s.id != x.ID {
 		var h int32
 		h, s = e.sess.alloc()
 		gen := s.gen
 		*s = sessInfo{id: x.ID, h: h, gen: gen}
-		e.sessions[s.id] = s
 	}
 	setSession(s, x)
 	return s
+}
+
+// session returns the active session id of personID, or nil; the caller
+// holds mu.
+func (e *Engine) session(id, personID string) *sessInfo {
+	if s := e.people[personID].sess; s != nil && s.id == id {
+		return s
+	}
+	return nil
 }
 
 func setSession(s *sessInfo, x store.SessionTimer) {
@@ -278,12 +323,16 @@ func setSession(s *sessInfo, x store.SessionTimer) {
 }
 
 // link makes s its person's active session and shares strings with the
-// person's devices; the caller holds mu. It returns the person.
-func (e *Engine) link(s *sessInfo) person {
+// person's devices; the caller holds mu. It returns the person. With own,
+// the person and device ids that no device shares are copied into it
+// (Load reads them into a scratch arena it then lets go).
+func (e *Engine) link(s *sessInfo, own *strArena) person {
 	s.org = e.intern(s.org)
 	p := e.people[s.person]
 	if p.devs != nil {
 		s.person = p.devs.person
+	} else if own != nil {
+		s.person = own.str(s.person)
 	}
 	if old := p.sess; old != nil && old != s {
 		e.dropSession(old)
@@ -291,10 +340,14 @@ func (e *Engine) link(s *sessInfo) person {
 	}
 	p.sess = s
 	e.people[s.person] = p
+	shared := false
 	for d := p.devs; d != nil; d = d.nextWorn {
 		if d.id == s.device {
-			s.device = d.id
+			s.device, shared = d.id, true
 		}
+	}
+	if !shared && own != nil {
+		s.device = own.str(s.device)
 	}
 	return p
 }
@@ -304,7 +357,7 @@ func (e *Engine) link(s *sessInfo) person {
 func (e *Engine) putSession(x store.Session) *sessInfo {
 	s := e.newSession(store.SessionTimer{ID: x.ID, OrgID: x.OrgID, PersonID: x.PersonID, DeviceID: x.DeviceID,
 		StartedAt: x.StartedAt, ExpectedEnd: x.ExpectedEnd, CheckinInterval: x.CheckinInterval, Grace: x.Grace, LastCheckin: x.LastCheckin})
-	e.link(s)
+	e.link(s, nil)
 	return s
 }
 
@@ -316,7 +369,6 @@ func (e *Engine) dropSession(s *sessInfo) {
 		p.sess = nil
 		e.setPerson(s.person, p)
 	}
-	delete(e.sessions, s.id)
 	h, gen := s.h, s.gen+1
 	*s = sessInfo{h: h, gen: gen}
 	e.sess.release(h)
@@ -384,10 +436,13 @@ func (e *Engine) releasePending(alertID string) {
 // offline watches. Call it before Run and before feeding events.
 //
 // Devices and sessions are read at the same time on two connections
-// (EachDeviceWatch, EachSessionTimer: only the columns kept), each into
+// (EachDeviceWatch, EachSessionTimer: only the columns kept; not the
+// devices' positions, which an alert reads when it needs one), each into
 // its own slab, their ids into string arenas; into an empty engine (a
 // start) the maps are then made at their final size and filled, with
-// no rehashing, and sessions linked by person on this goroutine.
+// no rehashing, and sessions linked by person on this goroutine, each
+// with one deadline (its next due moment) and, for a worker in a
+// session, an offline watch per device.
 func (e *Engine) Load(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -413,22 +468,25 @@ func (e *Engine) Load(ctx context.Context) error {
 		e.intern(o.ID)
 	}
 
-	fresh := len(e.devices) == 0 && len(e.sessions) == 0
+	fresh := len(e.devices) == 0 && len(e.people) == 0
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	var sessErr error
+	var later []store.SessionTimer // sessions into a non-empty engine
+	// Session ids are kept in sessIDs; their person and device ids go to
+	// scratch, and link keeps a copy only of those no device shares.
+	var sessIDs, scratch strArena
 	wg.Add(1)
-	go func() { // owns e.sess and e.sessions until Wait
+	go func() { // owns e.sess until Wait
 		defer wg.Done()
-		var sessIDs strArena
 		sessErr = e.st.EachSessionTimer(rctx, func(x store.SessionTimer) error {
 			if !fresh {
-				e.newSession(x)
+				later = append(later, x)
 				return nil
 			}
 			h, s := e.sess.alloc()
-			x.ID, x.PersonID, x.DeviceID = sessIDs.str(x.ID), sessIDs.str(x.PersonID), sessIDs.str(x.DeviceID)
+			x.ID, x.PersonID, x.DeviceID = sessIDs.str(x.ID), scratch.str(x.PersonID), scratch.str(x.DeviceID)
 			*s = sessInfo{id: x.ID, h: h}
 			setSession(s, x)
 			return nil
@@ -461,6 +519,7 @@ func (e *Engine) Load(ctx context.Context) error {
 	if sessErr != nil {
 		return fmt.Errorf("load safety state: %w", sessErr)
 	}
+	own := &sessIDs
 	if fresh {
 		e.devices = make(map[string]*devInfo, e.devs.n)
 		e.people = make(map[string]person, max(e.devs.n, e.sess.n))
@@ -469,10 +528,10 @@ func (e *Engine) Load(ctx context.Context) error {
 			e.devices[d.id] = d
 			e.wear(d)
 		}
-		e.sessions = make(map[string]*sessInfo, e.sess.n)
-		for h := range e.sess.n {
-			s := e.sess.at(h)
-			e.sessions[s.id] = s
+	} else {
+		own = nil
+		for _, x := range later {
+			e.newSession(x)
 		}
 	}
 
@@ -495,19 +554,21 @@ func (e *Engine) Load(ctx context.Context) error {
 	// it and the person's devices (a worker's devices are watched only
 	// during a session); residents' devices are always watched. Few map
 	// look-ups per record: at a million, each is a cache miss.
-	items := make([]deadline.Item[timerKey], 0, 3*len(e.sessions)+devs+len(pending))
+	items := make([]deadline.Item[timerKey], 0, e.sess.n+int32(devs)+int32(len(pending)))
 	offline := func(d *devInfo) {
 		if at, ok := e.offlineDeadline(d); ok {
 			items = append(items, deadline.Item[timerKey]{Key: d.key(timerOffline), At: at})
 		}
 	}
+	sessions := 0
 	for h := range e.sess.n {
 		s := e.sess.at(h)
 		if s.id == "" {
 			continue
 		}
-		p := e.link(s)
-		items = e.sessionItems(items, s)
+		sessions++
+		p := e.link(s, own)
+		items = e.sessionItem(items, s)
 		for d := p.devs; d != nil; d = d.nextWorn {
 			if !d.resident {
 				offline(d)
@@ -523,6 +584,6 @@ func (e *Engine) Load(ctx context.Context) error {
 		items = append(items, deadline.Item[timerKey]{Key: e.pendingKey(a.ID), At: a.PendingUntil})
 	}
 	e.sch.Load(items)
-	e.log.Info("safety engine loaded", "sessions", len(e.sessions), "devices", devs, "pending_alerts", len(pending), "timers", e.sch.Len())
+	e.log.Info("safety engine loaded", "sessions", sessions, "devices", devs, "pending_alerts", len(pending), "timers", e.sch.Len())
 	return nil
 }

@@ -236,21 +236,15 @@ type SafetyStore interface {
 	EachSessionTimer(ctx context.Context, fn func(t SessionTimer) error) error
 }
 
-// DeviceWatch is what the safety engine keeps of a device: a Device
-// without its name, secrets, firmware and counters, and its last position
-// without speed, heading and altitude (an alert's snapshot does not keep
-// them).
+// DeviceWatch is what the safety engine reads of every device at start: a
+// Device without its name, secrets, firmware, counters and last position
+// (the engine reads the position with GetDevice when an alert needs it).
 type DeviceWatch struct {
 	ID, OrgID, PersonID string // PersonID "" when unassigned
 	Disabled            bool
 	LastSeen            time.Time // zero if never
-	// HasPosition says Lat, Lon, AccuracyM, FixTime (of
-	// DeviceState.LastPosition) and PositionTime are set.
-	HasPosition           bool
-	Lat, Lon, AccuracyM   float64
-	FixTime, PositionTime time.Time
-	Battery               int // percent; -1 without a reading
-	Charging              bool
+	Battery             int       // percent; -1 without a reading
+	Charging            bool
 }
 
 // SessionTimer is what the safety engine keeps of an active session to

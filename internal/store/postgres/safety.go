@@ -570,27 +570,22 @@ func (s *Store) ResidentIDs(ctx context.Context) ([]string, error) {
 }
 
 // EachDeviceWatch streams what the safety engine watches of every device,
-// unordered.
+// unordered, without its last position.
 func (s *Store) EachDeviceWatch(ctx context.Context, fn func(store.DeviceWatch) error) error {
 	rows, err := s.pool.Query(ctx, `SELECT id, org_id, coalesce(person_id, ''), disabled_at IS NOT NULL, last_seen,
-		last_lat, last_lon, last_accuracy_m, last_fix_time, position_time, battery, charging FROM devices`)
+		battery, charging FROM devices`)
 	if err != nil {
 		return fmt.Errorf("each device watch: %w", err)
 	}
 	defer rows.Close()
-	var seen, fix, posTime pgtype.Timestamptz
-	var lat, lon, acc pgtype.Float8
+	var seen pgtype.Timestamptz
 	var battery pgtype.Int4
 	for rows.Next() {
 		var w store.DeviceWatch
-		if err := rows.Scan(&w.ID, &w.OrgID, &w.PersonID, &w.Disabled, &seen, &lat, &lon, &acc, &fix, &posTime, &battery, &w.Charging); err != nil {
+		if err := rows.Scan(&w.ID, &w.OrgID, &w.PersonID, &w.Disabled, &seen, &battery, &w.Charging); err != nil {
 			return fmt.Errorf("each device watch: %w", err)
 		}
 		w.LastSeen = fromTS(seen)
-		if lat.Valid && lon.Valid {
-			w.HasPosition, w.Lat, w.Lon, w.AccuracyM = true, lat.Float64, lon.Float64, acc.Float64
-			w.FixTime, w.PositionTime = fromTS(fix), fromTS(posTime)
-		}
 		w.Battery = -1
 		if battery.Valid {
 			w.Battery = int(battery.Int32)
@@ -607,7 +602,7 @@ func (s *Store) EachDeviceWatch(ctx context.Context, fn func(store.DeviceWatch) 
 
 // EachSessionTimer streams what the safety engine times of every active
 // session, unordered; the columns are those of the covering index
-// sessions_active_timer (migration 6), so PostgreSQL can answer with an
+// sessions_active_timer (migration 7), so PostgreSQL can answer with an
 // index-only scan.
 func (s *Store) EachSessionTimer(ctx context.Context, fn func(store.SessionTimer) error) error {
 	rows, err := s.pool.Query(ctx, `SELECT id, org_id, person_id, device_id, started_at, expected_end,

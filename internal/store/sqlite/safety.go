@@ -600,27 +600,22 @@ func (s *Store) ResidentIDs(ctx context.Context) ([]string, error) {
 }
 
 // EachDeviceWatch streams what the safety engine watches of every device,
-// unordered: a scan of the devices table.
+// unordered and without its last position: a scan of the devices table.
 func (s *Store) EachDeviceWatch(ctx context.Context, fn func(store.DeviceWatch) error) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, person_id, disabled_at IS NOT NULL, last_seen,
-		last_lat, last_lon, last_accuracy_m, last_fix_time, position_time, battery, charging FROM devices`)
+		battery, charging FROM devices`)
 	if err != nil {
 		return fmt.Errorf("each device watch: %w", err)
 	}
 	defer rows.Close()
 	var person sql.NullString
-	var seen, fix, posTime, battery sql.NullInt64
-	var lat, lon, acc sql.NullFloat64
+	var seen, battery sql.NullInt64
 	for rows.Next() {
 		var w store.DeviceWatch
-		if err := rows.Scan(&w.ID, &w.OrgID, &person, &w.Disabled, &seen, &lat, &lon, &acc, &fix, &posTime, &battery, &w.Charging); err != nil {
+		if err := rows.Scan(&w.ID, &w.OrgID, &person, &w.Disabled, &seen, &battery, &w.Charging); err != nil {
 			return fmt.Errorf("each device watch: %w", err)
 		}
 		w.PersonID, w.LastSeen = person.String, fromNanos(seen)
-		if lat.Valid && lon.Valid {
-			w.HasPosition, w.Lat, w.Lon, w.AccuracyM = true, lat.Float64, lon.Float64, acc.Float64
-			w.FixTime, w.PositionTime = fromNanos(fix), fromNanos(posTime)
-		}
 		w.Battery = -1
 		if battery.Valid {
 			w.Battery = int(battery.Int64)
@@ -637,7 +632,7 @@ func (s *Store) EachDeviceWatch(ctx context.Context, fn func(store.DeviceWatch) 
 
 // EachSessionTimer streams what the safety engine times of every active
 // session, unordered: a scan of the covering index sessions_active_timer
-// (migration 6), not a table read per row.
+// (migration 7), not a table read per row.
 func (s *Store) EachSessionTimer(ctx context.Context, fn func(store.SessionTimer) error) error {
 	rows, err := s.r.QueryContext(ctx, qSessionTimers)
 	if err != nil {
