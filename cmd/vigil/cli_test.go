@@ -126,6 +126,11 @@ func TestCLIPersonFallSensitivity(t *testing.T) {
 		t.Errorf("device list after assign: %s", out)
 	}
 	ok("person", "set", "--id", id, "--fall-sensitivity", "2")
+	refused(2, "5s to 5m", "person", "set", "--id", id, "--fall-cancel-window", "2s")
+	refused(2, "want a duration", "person", "set", "--id", id, "--fall-cancel-window", "soon")
+	if out := ok("person", "set", "--id", id, "--fall-cancel-window", "15s"); !strings.Contains(out, "fall cancel window 15s") {
+		t.Errorf("set cancel window: %s", out)
+	}
 	refused(1, "not found", "person", "set", "--id", "pnope", "--fall-sensitivity", "1")
 	refused(2, "-3 to 3", "person", "set", "--id", id, "--fall-sensitivity", "-4")
 	var people []struct {
@@ -166,13 +171,14 @@ func TestCLIPersonFallSensitivity(t *testing.T) {
 	}
 	st.Close()
 	var withFA []struct {
-		ID              string `json:"id"`
-		FallFalseAlarms int    `json:"fall_false_alarms"`
+		ID                string  `json:"id"`
+		FallFalseAlarms   int     `json:"fall_false_alarms"`
+		FallCancelWindowS float64 `json:"fall_cancel_window_s"`
 	}
 	if err := json.Unmarshal([]byte(ok("person", "list", "--org", "acme", "--json")), &withFA); err != nil {
 		t.Fatal(err)
 	}
-	if len(withFA) != 1 || withFA[0].FallFalseAlarms != 2 {
+	if len(withFA) != 1 || withFA[0].FallFalseAlarms != 2 || withFA[0].FallCancelWindowS != 15 {
 		t.Errorf("fall false alarms %+v, want 2", withFA)
 	}
 	if out := ok("person", "list", "--org", "acme"); !strings.Contains(out, "FALL FALSE ALARMS") {

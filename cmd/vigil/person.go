@@ -23,7 +23,7 @@ import (
 // and each one's fall-detector sensitivity. (Accounts, contacts and the
 // JSON API come with the access issue.)
 func runPerson(ctx context.Context, e env, args []string) error {
-	const usage = "vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] | vigil person list --org ORG | vigil person set --id ID [--fall-sensitivity X] [--duress-code-file FILE | --clear-duress-code]"
+	const usage = "vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] [--fall-cancel-window D] | vigil person list --org ORG | vigil person set --id ID [--fall-sensitivity X] [--fall-cancel-window D] [--duress-code-file FILE | --clear-duress-code]"
 	if len(args) == 0 {
 		return usagef(usage)
 	}
@@ -36,6 +36,29 @@ func runPerson(ctx context.Context, e env, args []string) error {
 		return personSet(ctx, e, args[1:])
 	}
 	return usagef("vigil person: unknown subcommand %q (want add, list or set)", args[0])
+}
+
+// cancelWindowFlag parses --fall-cancel-window: 0 (the server's default)
+// or 5 s to 5 min, the range safety.pre_alert accepts.
+func cancelWindowFlag(raw string) (time.Duration, error) {
+	d, err := time.ParseDuration(raw)
+	if err != nil && raw == "0" {
+		d, err = 0, nil
+	}
+	if err != nil {
+		return 0, usagef("--fall-cancel-window %q: want a duration such as 15s", raw)
+	}
+	if d != 0 && (d < 5*time.Second || d > 5*time.Minute) {
+		return 0, usagef("--fall-cancel-window %v: want 5s to 5m, or 0 for the server's default", d)
+	}
+	return d, nil
+}
+
+func windowText(d time.Duration) string {
+	if d == 0 {
+		return "default"
+	}
+	return d.String()
 }
 
 // sensitivityFlag parses --fall-sensitivity and checks it against the
@@ -62,6 +85,7 @@ func personAdd(ctx context.Context, e env, args []string) error {
 	name := fs.String("name", "", "the person's name (required)")
 	kind := fs.String("kind", "", "worker (lone worker) or resident (monitored older person) (required)")
 	sens := fs.String("fall-sensitivity", "0", "fall-detector sensitivity for this person's devices (see docs/falls.md)")
+	window := fs.String("fall-cancel-window", "0", "how long this person has to cancel a detected fall, e.g. 15s (5s to 5m; 0 for the server's default)")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
 		return err
@@ -77,6 +101,10 @@ func personAdd(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	w, err := cancelWindowFlag(*window)
+	if err != nil {
+		return err
+	}
 	id, err := device.NewPersonID()
 	if err != nil {
 		return err
@@ -86,7 +114,7 @@ func personAdd(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	err = st.CreatePerson(ctx, store.Person{ID: id, OrgID: *org, Kind: k, Name: strings.TrimSpace(*name), CreatedAt: time.Now().UTC(), FallSensitivity: v})
+	err = st.CreatePerson(ctx, store.Person{ID: id, OrgID: *org, Kind: k, Name: strings.TrimSpace(*name), CreatedAt: time.Now().UTC(), FallSensitivity: v, FallCancelWindow: w})
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("organisation %q not found; create it first with: vigil org add --id %s --name NAME", *org, *org)
 	}
@@ -129,17 +157,19 @@ func personList(ctx context.Context, e env, args []string) error {
 			Name            string  `json:"name"`
 			FallSensitivity float64 `json:"fall_sensitivity"`
 			FallFalseAlarms int     `json:"fall_false_alarms"`
+			// FallCancelWindowS is 0 for the server's default.
+			FallCancelWindowS float64 `json:"fall_cancel_window_s"`
 		}
 		out := make([]row, 0, len(people))
 		for _, p := range people {
-			out = append(out, row{p.ID, p.OrgID, string(p.Kind), p.Name, p.FallSensitivity, falseAlarms[p.ID]})
+			out = append(out, row{p.ID, p.OrgID, string(p.Kind), p.Name, p.FallSensitivity, falseAlarms[p.ID], p.FallCancelWindow.Seconds()})
 		}
 		return json.NewEncoder(e.stdout).Encode(out)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tNAME\tFALL SENSITIVITY\tFALL FALSE ALARMS")
+	fmt.Fprintln(tw, "ID\tKIND\tNAME\tFALL SENSITIVITY\tFALL CANCEL WINDOW\tFALL FALSE ALARMS")
 	for _, p := range people {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%+g\t%d\n", p.ID, p.Kind, p.Name, p.FallSensitivity, falseAlarms[p.ID])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%+g\t%s\t%d\n", p.ID, p.Kind, p.Name, p.FallSensitivity, windowText(p.FallCancelWindow), falseAlarms[p.ID])
 	}
 	return tw.Flush()
 }
@@ -174,14 +204,21 @@ func personSet(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("person set", flag.ContinueOnError)
 	id := fs.String("id", "", "person id (required)")
 	sens := fs.String("fall-sensitivity", "", "fall-detector sensitivity (see docs/falls.md)")
+	window := fs.String("fall-cancel-window", "", "how long this person has to cancel a detected fall, e.g. 15s (5s to 5m; 0 for the server's default)")
 	duressFile := fs.String("duress-code-file", "", "set the person's duress code from this `file` (4 to 16 characters, one line; a code on the command line would stay in shell history)")
 	clearDuress := fs.Bool("clear-duress-code", false, "remove the person's duress code")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
 		return err
 	}
-	if *id == "" || (*sens == "" && *duressFile == "" && !*clearDuress) {
-		return usagef("vigil person set: --id and at least one of --fall-sensitivity, --duress-code-file, --clear-duress-code are required")
+	if *id == "" || (*sens == "" && *window == "" && *duressFile == "" && !*clearDuress) {
+		return usagef("vigil person set: --id and at least one of --fall-sensitivity, --fall-cancel-window, --duress-code-file, --clear-duress-code are required")
+	}
+	var w time.Duration
+	if *window != "" {
+		if w, err = cancelWindowFlag(*window); err != nil {
+			return err
+		}
 	}
 	if *duressFile != "" && *clearDuress {
 		return usagef("vigil person set: --duress-code-file and --clear-duress-code exclude each other")
@@ -213,6 +250,12 @@ func personSet(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("person %q not found", *id)
 		}
 		return err
+	}
+	if *window != "" {
+		if err := st.SetFallCancelWindow(ctx, *id, w); err != nil {
+			return notFound(err)
+		}
+		fmt.Fprintf(e.stdout, "person %s: fall cancel window %s\n", *id, windowText(w))
 	}
 	if *sens != "" {
 		if err := st.SetFallSensitivity(ctx, *id, v); err != nil {

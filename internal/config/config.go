@@ -183,7 +183,7 @@ func Default() Config {
 			OfflineAfter:    15 * time.Minute,
 			RemindBefore:    5 * time.Minute,
 			SOSCancelWindow: time.Minute,
-			PreAlert:        time.Minute,
+			PreAlert:        30 * time.Second,
 			ManDownPreAlert: 30 * time.Second,
 			NoMotionAfter:   2 * time.Minute,
 			BatteryWarn:     20,

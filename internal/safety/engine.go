@@ -105,7 +105,8 @@ type Config struct {
 	// default 60 s.
 	SOSCancelWindow time.Duration
 	// PreAlert is the pending stage of a detected fall or man-down during
-	// which the wearer can cancel before it is raised; default 60 s.
+	// which the wearer can cancel before it is raised; default 30 s. A
+	// person's own FallCancelWindow replaces it for their falls.
 	PreAlert time.Duration
 	// ManDownPreAlert is the pending stage of a man-down or no-motion
 	// alarm; default 30 s (as Blackline's).
@@ -137,7 +138,7 @@ func (c Config) withDefaults() Config {
 		c.SOSCancelWindow = 60 * time.Second
 	}
 	if c.PreAlert <= 0 {
-		c.PreAlert = 60 * time.Second
+		c.PreAlert = 30 * time.Second
 	}
 	if c.ManDownPreAlert <= 0 {
 		c.ManDownPreAlert = 30 * time.Second
@@ -620,9 +621,21 @@ func (e *Engine) fall(ctx context.Context, d *devInfo, ev *event.Event) error {
 	if ev.Source == event.SourceDetector {
 		detail = "fall detected by the server's detector"
 	}
+	// The wearer's own cancel window, if their care plan sets one (a fall
+	// is rare: one read of the person).
+	window := e.cfg.PreAlert
+	if d.person != "" {
+		p, err := e.st.GetPerson(ctx, d.person)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if p.FallCancelWindow > 0 {
+			window = p.FallCancelWindow
+		}
+	}
 	return e.raise(ctx, alertSpec{kind: alert.KindFall, dedup: "fall:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
 		session: e.activeSession(d.person), person: d.person, org: d.org, device: d, ev: ev, actor: "device:" + d.id,
-		detail: detail, preAlert: e.cfg.PreAlert})
+		detail: detail, preAlert: window})
 }
 
 func (e *Engine) checkBattery(ctx context.Context, d *devInfo, ev *event.Event) error {

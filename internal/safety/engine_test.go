@@ -454,6 +454,40 @@ func TestFallPreAlert(t *testing.T) {
 	})
 }
 
+// TestFallCancelWindowPerPerson: a resident whose care plan gives them
+// 15 s to cancel has their fall raised at 15 s, not at the server's
+// default minute; clearing it returns to the default.
+func TestFallCancelWindowPerPerson(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, safety.Config{PreAlert: time.Minute})
+		if err := w.st.SetFallCancelWindow(context.Background(), "r1", 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		fall := func(e *event.Event) { e.Fall = &event.Fall{Confidence: 0.9} }
+		w.send(w.ev("d2", event.TypeFall, fall))
+		at(t0, 14*time.Second)
+		w.wantKinds("inside the person's window", "fall/pending")
+		at(t0, 15*time.Second)
+		w.wantKinds("the person's window over", "fall/raised")
+		first := w.alerts()[0]
+		if _, err := w.eng.Alerts().Resolve(context.Background(), first.ID, "test", "assisted", ""); err != nil {
+			t.Fatal(err)
+		}
+
+		// Cleared: the server's default applies again.
+		if err := w.st.SetFallCancelWindow(context.Background(), "r1", 0); err != nil {
+			t.Fatal(err)
+		}
+		at(t0, time.Minute)
+		w.send(w.ev("d2", event.TypeFall, fall))
+		at(t0, 2*time.Minute-time.Second)
+		w.wantKinds("default window", "fall/pending", "fall/resolved")
+		at(t0, 2*time.Minute)
+		w.wantKinds("default window over", "fall/raised", "fall/resolved")
+	})
+}
+
 // TestFallPreAlertSurvivesRestart: a pending pre-alert whose window ends
 // while the server is down is raised on start.
 func TestFallPreAlertSurvivesRestart(t *testing.T) {

@@ -74,6 +74,10 @@ type Person struct {
 	// an offset in log-odds, 0 for the model's operating point (see
 	// fall.Config; callers check it against the model's bounds).
 	FallSensitivity float64
+	// FallCancelWindow is how long this person has to cancel a detected
+	// fall ("I'm OK") before it is raised; 0 uses the server's default
+	// (safety.pre_alert). Pendants use 10–30 s.
+	FallCancelWindow time.Duration
 	// DuressCodeHash is SHA-256 over the person id and their duress code
 	// (DuressHash), nil when none is set. A cancel given with the duress
 	// code looks cancelled to whoever holds the device, while the alert
@@ -151,6 +155,9 @@ type Store interface {
 	GetPerson(ctx context.Context, id string) (Person, error)
 	ListPeople(ctx context.Context, orgID string) ([]Person, error)
 	SetFallSensitivity(ctx context.Context, personID string, v float64) error // unknown person: ErrNotFound
+	// SetFallCancelWindow sets a person's fall cancel window (0: the
+	// server's default); unknown person: ErrNotFound.
+	SetFallCancelWindow(ctx context.Context, personID string, d time.Duration) error
 
 	CreateDevice(ctx context.Context, d Device) error
 	GetDevice(ctx context.Context, id string) (Device, error)

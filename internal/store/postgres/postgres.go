@@ -371,8 +371,12 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 	if math.IsNaN(p.FallSensitivity) || math.IsInf(p.FallSensitivity, 0) {
 		return fmt.Errorf("create person %s: fall sensitivity must be a finite number", p.ID)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO people (id, org_id, kind, name, created_at, fall_sensitivity) VALUES ($1, $2, $3, $4, $5, $6)`,
-		p.ID, p.OrgID, string(p.Kind), p.Name, orNow(p.CreatedAt), p.FallSensitivity)
+	if p.FallCancelWindow < 0 {
+		return fmt.Errorf("create person %s: fall cancel window must not be negative", p.ID)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO people (id, org_id, kind, name, created_at, fall_sensitivity, fall_cancel_window_ns)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		p.ID, p.OrgID, string(p.Kind), p.Name, orNow(p.CreatedAt), p.FallSensitivity, int64(p.FallCancelWindow))
 	if err != nil {
 		return fmt.Errorf("create person %s: %w", p.ID, classify(err))
 	}
@@ -382,7 +386,9 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 func scanPerson(r pgx.CollectableRow) (store.Person, error) {
 	var p store.Person
 	var kind string
-	err := r.Scan(&p.ID, &p.OrgID, &kind, &p.Name, &p.CreatedAt, &p.FallSensitivity, &p.DuressCodeHash)
+	var window int64
+	err := r.Scan(&p.ID, &p.OrgID, &kind, &p.Name, &p.CreatedAt, &p.FallSensitivity, &p.DuressCodeHash, &window)
+	p.FallCancelWindow = time.Duration(window)
 	p.Kind = store.PersonKind(kind)
 	p.CreatedAt = p.CreatedAt.UTC()
 	return p, err
@@ -390,7 +396,7 @@ func scanPerson(r pgx.CollectableRow) (store.Person, error) {
 
 // GetPerson returns a person or ErrNotFound.
 func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE id = $1`, id)
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash, fall_cancel_window_ns FROM people WHERE id = $1`, id)
 	if err != nil {
 		return store.Person{}, fmt.Errorf("get person %s: %w", id, err)
 	}
@@ -419,9 +425,24 @@ func (s *Store) SetFallSensitivity(ctx context.Context, personID string, v float
 	return nil
 }
 
+// SetFallCancelWindow sets a person's fall cancel window (0: the default).
+func (s *Store) SetFallCancelWindow(ctx context.Context, personID string, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("set fall cancel window of %s: must not be negative", personID)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE people SET fall_cancel_window_ns = $1 WHERE id = $2`, int64(d), personID)
+	if err != nil {
+		return fmt.Errorf("set fall cancel window of %s: %w", personID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set fall cancel window of %s: %w", personID, store.ErrNotFound)
+	}
+	return nil
+}
+
 // ListPeople lists an organisation's people by id.
 func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE org_id = $1 ORDER BY id`, orgID)
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash, fall_cancel_window_ns FROM people WHERE org_id = $1 ORDER BY id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 	}

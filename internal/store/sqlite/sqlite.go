@@ -518,8 +518,12 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 	if math.IsNaN(p.FallSensitivity) || math.IsInf(p.FallSensitivity, 0) {
 		return fmt.Errorf("create person %s: fall sensitivity must be a finite number", p.ID)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO people (id, org_id, kind, name, created_at, fall_sensitivity) VALUES (?, ?, ?, ?, ?, ?)`,
-		p.ID, p.OrgID, string(p.Kind), p.Name, nanos(orNow(p.CreatedAt)), p.FallSensitivity)
+	if p.FallCancelWindow < 0 {
+		return fmt.Errorf("create person %s: fall cancel window must not be negative", p.ID)
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO people (id, org_id, kind, name, created_at, fall_sensitivity, fall_cancel_window_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.OrgID, string(p.Kind), p.Name, nanos(orNow(p.CreatedAt)), p.FallSensitivity, int64(p.FallCancelWindow))
 	if err != nil {
 		return fmt.Errorf("create person %s: %w", p.ID, classify(err))
 	}
@@ -530,8 +534,8 @@ func (s *Store) CreatePerson(ctx context.Context, p store.Person) error {
 func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) {
 	var p store.Person
 	var at sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE id = ?`, id).
-		Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity, &p.DuressCodeHash)
+	err := s.r.QueryRowContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash, fall_cancel_window_ns FROM people WHERE id = ?`, id).
+		Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity, &p.DuressCodeHash, &p.FallCancelWindow)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Person{}, fmt.Errorf("get person %s: %w", id, store.ErrNotFound)
 	}
@@ -544,7 +548,7 @@ func (s *Store) GetPerson(ctx context.Context, id string) (store.Person, error) 
 
 // ListPeople lists an organisation's people by id.
 func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash FROM people WHERE org_id = ? ORDER BY id`, orgID)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, kind, name, created_at, fall_sensitivity, duress_code_hash, fall_cancel_window_ns FROM people WHERE org_id = ? ORDER BY id`, orgID)
 	if err != nil {
 		return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 	}
@@ -553,7 +557,7 @@ func (s *Store) ListPeople(ctx context.Context, orgID string) ([]store.Person, e
 	for rows.Next() {
 		var p store.Person
 		var at sql.NullInt64
-		if err := rows.Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity, &p.DuressCodeHash); err != nil {
+		if err := rows.Scan(&p.ID, &p.OrgID, &p.Kind, &p.Name, &at, &p.FallSensitivity, &p.DuressCodeHash, &p.FallCancelWindow); err != nil {
 			return nil, fmt.Errorf("list people of %s: %w", orgID, err)
 		}
 		p.CreatedAt = fromNanos(at)
@@ -576,6 +580,21 @@ func (s *Store) SetFallSensitivity(ctx context.Context, personID string, v float
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return fmt.Errorf("set fall sensitivity of %s: %w", personID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetFallCancelWindow sets a person's fall cancel window (0: the default).
+func (s *Store) SetFallCancelWindow(ctx context.Context, personID string, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("set fall cancel window of %s: must not be negative", personID)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE people SET fall_cancel_window_ns = ? WHERE id = ?`, int64(d), personID)
+	if err != nil {
+		return fmt.Errorf("set fall cancel window of %s: %w", personID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("set fall cancel window of %s: %w", personID, store.ErrNotFound)
 	}
 	return nil
 }

@@ -232,7 +232,7 @@ func testPeople(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	seed(t, s)
 	for _, p := range []store.Person{
-		{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute), FallSensitivity: -1.25},
+		{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute), FallSensitivity: -1.25, FallCancelWindow: 20 * time.Second},
 		{ID: "p2", OrgID: "acme", Kind: store.PersonWorker, Name: "Di", CreatedAt: at(time.Minute)},
 	} {
 		must(t, s.CreatePerson(ctx, p), "create person")
@@ -259,7 +259,7 @@ func testPeople(t *testing.T, s store.Store) {
 	}
 	got, err := s.GetPerson(ctx, "p3")
 	must(t, err, "get person")
-	want := store.Person{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute), FallSensitivity: -1.25}
+	want := store.Person{ID: "p3", OrgID: "acme", Kind: store.PersonResident, Name: "Cy", CreatedAt: at(time.Minute), FallSensitivity: -1.25, FallCancelWindow: 20 * time.Second}
 	if diff := cmp.Diff(want, got, opts); diff != "" {
 		t.Errorf("GetPerson (-want +got):\n%s", diff)
 	}
@@ -274,6 +274,20 @@ func testPeople(t *testing.T, s store.Store) {
 		must(t, err, "get person")
 		if got.FallSensitivity != want {
 			t.Errorf("GetPerson(%s).FallSensitivity = %v, want %v", id, got.FallSensitivity, want)
+		}
+	}
+	// So does the fall cancel window; 0 is the server's default.
+	must(t, s.SetFallCancelWindow(ctx, "p2", 15*time.Second), "set fall cancel window")
+	must(t, s.SetFallCancelWindow(ctx, "p3", 0), "clear fall cancel window")
+	mustErr(t, s.SetFallCancelWindow(ctx, "nope", time.Second), store.ErrNotFound, "set fall cancel window of unknown person")
+	if err := s.SetFallCancelWindow(ctx, "p2", -time.Second); err == nil {
+		t.Error("SetFallCancelWindow(-1s): no error")
+	}
+	for id, want := range map[string]time.Duration{"p1": 0, "p2": 15 * time.Second, "p3": 0} {
+		got, err := s.GetPerson(ctx, id)
+		must(t, err, "get person")
+		if got.FallCancelWindow != want {
+			t.Errorf("GetPerson(%s).FallCancelWindow = %v, want %v", id, got.FallCancelWindow, want)
 		}
 	}
 	_, err = s.GetPerson(ctx, "nope")

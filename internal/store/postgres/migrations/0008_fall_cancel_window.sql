@@ -1,0 +1,3 @@
+-- Vigil schema 8 (PostgreSQL): a person's own fall cancel window, in
+-- nanoseconds; 0 uses the server's default (safety.pre_alert).
+ALTER TABLE people ADD COLUMN fall_cancel_window_ns bigint NOT NULL DEFAULT 0;
