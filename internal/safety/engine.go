@@ -334,6 +334,24 @@ func (e *Engine) HandleEvents(ctx context.Context, evs []event.Event) error {
 		}
 		return evs[a].DeviceTime.Compare(evs[b].DeviceTime)
 	})
+	// The lock is let go between chunks: a consumer's batch can hold tens
+	// of thousands of position reports, and an SOS on the urgent consumer
+	// must not wait for all of them (sync.Mutex hands over to a waiter
+	// that has waited over 1 ms).
+	for len(order) > 0 {
+		n := min(len(order), handleChunk)
+		if err := e.handleLocked(ctx, evs, order[:n]); err != nil {
+			return err
+		}
+		order = order[n:]
+	}
+	return nil
+}
+
+// handleChunk is how many events HandleEvents applies per hold of the lock.
+const handleChunk = 64
+
+func (e *Engine) handleLocked(ctx context.Context, evs []event.Event, order []int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, i := range order {
