@@ -4,6 +4,8 @@
 package main
 
 import (
+	// The zone database is embedded, so --tz and report time zones work
+	// on hosts without one (minimal containers).
 	"context"
 	"errors"
 	"flag"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata"
 )
 
 func main() {
