@@ -40,6 +40,9 @@ type Org struct {
 	// LocationPolicy says when its workers' positions may be kept; the
 	// zero value reads as LocationOnDuty.
 	LocationPolicy LocationPolicy
+	// RequireWebAuthn: its users must use a passkey or security key as
+	// their second factor (TOTP is not enough).
+	RequireWebAuthn bool
 }
 
 // LocationPolicy says when a worker's positions may be stored.
