@@ -199,6 +199,8 @@ type Store interface {
 	// Ping checks the database answers (readiness).
 	SafetyStore
 	EscalationStore
+	AccessStore
+	AuditStore
 	// SetLocationPolicy sets an organisation's location policy.
 	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error
 	// SetDuressCode sets a person's duress code hash (nil clears it).

@@ -322,8 +322,8 @@ func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
 	if policy == "" {
 		policy = store.LocationOnDuty
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO orgs (id, name, created_at, location_policy) VALUES ($1, $2, $3, $4)`,
-		o.ID, o.Name, orNow(o.CreatedAt), string(policy))
+	_, err := s.pool.Exec(ctx, `INSERT INTO orgs (id, name, created_at, location_policy, require_webauthn) VALUES ($1, $2, $3, $4, $5)`,
+		o.ID, o.Name, orNow(o.CreatedAt), string(policy), o.RequireWebAuthn)
 	if err != nil {
 		return fmt.Errorf("create org %s: %w", o.ID, classify(err))
 	}
@@ -333,7 +333,8 @@ func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
 // GetOrg returns an organisation or ErrNotFound.
 func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 	var o store.Org
-	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at, location_policy FROM orgs WHERE id = $1`, id).Scan(&o.ID, &o.Name, &o.CreatedAt, &o.LocationPolicy)
+	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at, location_policy, require_webauthn FROM orgs WHERE id = $1`, id).
+		Scan(&o.ID, &o.Name, &o.CreatedAt, &o.LocationPolicy, &o.RequireWebAuthn)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Org{}, fmt.Errorf("get org %s: %w", id, store.ErrNotFound)
 	}
@@ -346,13 +347,13 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 
 // ListOrgs lists organisations by id.
 func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at, location_policy FROM orgs ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at, location_policy, require_webauthn FROM orgs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list orgs: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Org, error) {
 		var o store.Org
-		err := r.Scan(&o.ID, &o.Name, &o.CreatedAt, &o.LocationPolicy)
+		err := r.Scan(&o.ID, &o.Name, &o.CreatedAt, &o.LocationPolicy, &o.RequireWebAuthn)
 		o.CreatedAt = o.CreatedAt.UTC()
 		return o, err
 	})

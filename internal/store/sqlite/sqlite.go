@@ -463,8 +463,8 @@ func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
 	if policy == "" {
 		policy = store.LocationOnDuty
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO orgs (id, name, created_at, location_policy) VALUES (?, ?, ?, ?)`,
-		o.ID, o.Name, nanos(orNow(o.CreatedAt)), string(policy))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO orgs (id, name, created_at, location_policy, require_webauthn) VALUES (?, ?, ?, ?, ?)`,
+		o.ID, o.Name, nanos(orNow(o.CreatedAt)), string(policy), o.RequireWebAuthn)
 	if err != nil {
 		return fmt.Errorf("create org %s: %w", o.ID, classify(err))
 	}
@@ -475,7 +475,8 @@ func (s *Store) CreateOrg(ctx context.Context, o store.Org) error {
 func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 	var o store.Org
 	var at sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at, location_policy FROM orgs WHERE id = ?`, id).Scan(&o.ID, &o.Name, &at, &o.LocationPolicy)
+	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at, location_policy, require_webauthn FROM orgs WHERE id = ?`, id).
+		Scan(&o.ID, &o.Name, &at, &o.LocationPolicy, &o.RequireWebAuthn)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Org{}, fmt.Errorf("get org %s: %w", id, store.ErrNotFound)
 	}
@@ -488,7 +489,7 @@ func (s *Store) GetOrg(ctx context.Context, id string) (store.Org, error) {
 
 // ListOrgs lists organisations by id.
 func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at, location_policy FROM orgs ORDER BY id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at, location_policy, require_webauthn FROM orgs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list orgs: %w", err)
 	}
@@ -497,7 +498,7 @@ func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 	for rows.Next() {
 		var o store.Org
 		var at sql.NullInt64
-		if err := rows.Scan(&o.ID, &o.Name, &at, &o.LocationPolicy); err != nil {
+		if err := rows.Scan(&o.ID, &o.Name, &at, &o.LocationPolicy, &o.RequireWebAuthn); err != nil {
 			return nil, fmt.Errorf("list orgs: %w", err)
 		}
 		o.CreatedAt = fromNanos(at)

@@ -62,6 +62,23 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EscalationPolicies", testEscalationPolicies},
 		{"EscalationLadder", testEscalationLadder},
 		{"Deliveries", testDeliveries},
+		{"AuditAppend", testAuditAppend},
+		{"AuditConcurrent", testAuditConcurrent},
+		{"AuditFilter", testAuditFilter},
+		{"AuditCheckpoints", testAuditCheckpoints},
+		{"AccessUsers", testAccessUsers},
+		{"AccessTOTP", testAccessTOTP},
+		{"AccessMemberships", testAccessMemberships},
+		{"AccessCarers", testAccessCarers},
+		{"AccessTeams", testAccessTeams},
+		{"AccessContacts", testAccessContacts},
+		{"AccessNotesAndOrgWebAuthn", testAccessNotesAndOrgWebAuthn},
+		{"AccessWebSessions", testAccessWebSessions},
+		{"AccessExpiredWebSessions", testAccessExpiredWebSessions},
+		{"AccessRecoveryCodes", testAccessRecoveryCodes},
+		{"AccessWebAuthn", testAccessWebAuthn},
+		{"AccessAPITokens", testAccessAPITokens},
+		{"AccessResetTokens", testAccessResetTokens},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
