@@ -354,6 +354,14 @@ func benchSOS(ctx context.Context, cfg sosConfig) (res sosResult, err error) {
 	if err != nil {
 		return res, err
 	}
+	bcfg, err := loadConfig(flag.NewFlagSet("bench-config", flag.ContinueOnError), env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, cfgArgs)
+	if err != nil {
+		return res, err
+	}
+	tok, err := issueToken(ctx, bcfg, sosOrg, "bench sos", 24*time.Hour)
+	if err != nil {
+		return res, err
+	}
 
 	// The webhook receiver, on its own certificate, which the server is
 	// told to trust; and the signing key.
@@ -395,7 +403,7 @@ func benchSOS(ctx context.Context, cfg sosConfig) (res sosResult, err error) {
 	apiBase := "https://" + srv.api
 
 	policy := fmt.Sprintf(`{"steps":[{"name":"bench","recipients":[{"channel":"console"},{"channel":"webhook","address":%q}],"wait":"1h"}]}`, recv.url)
-	if err := apiDo(ctx, api, http.MethodPut, apiBase+"/api/v1/orgs/"+sosOrg+"/escalation-policies/sos", policy, nil); err != nil {
+	if err := apiDo(ctx, api, tok, http.MethodPut, apiBase+"/api/v1/orgs/"+sosOrg+"/escalation-policies/sos", policy, nil); err != nil {
 		return res, fmt.Errorf("set the SOS policy: %w", err)
 	}
 
@@ -403,7 +411,7 @@ func benchSOS(ctx context.Context, cfg sosConfig) (res sosResult, err error) {
 	feedURL := apiBase + "/api/v1/orgs/" + sosOrg + "/feed"
 	cctx, stopConsole := context.WithCancel(ctx)
 	defer stopConsole()
-	console, err := startConsole(cctx, tlsCfg, feedURL)
+	console, err := startConsole(cctx, tlsCfg, feedURL, tok)
 	if err != nil {
 		return res, err
 	}
@@ -414,7 +422,7 @@ func benchSOS(ctx context.Context, cfg sosConfig) (res sosResult, err error) {
 		}
 	}()
 	for range cfg.Stalled {
-		s, err := connectStalled(ctx, tlsCfg, srv.api, "/api/v1/orgs/"+sosOrg+"/feed")
+		s, err := connectStalled(ctx, tlsCfg, srv.api, "/api/v1/orgs/"+sosOrg+"/feed", tok)
 		if err != nil {
 			return res, err
 		}
@@ -562,7 +570,7 @@ func benchSOS(ctx context.Context, cfg sosConfig) (res sosResult, err error) {
 	for id := range hookGot {
 		ids[id] = struct{}{}
 	}
-	devOf, err := alertDevices(ctx, api, apiBase, ids)
+	devOf, err := alertDevices(ctx, api, apiBase, tok, ids)
 	if err != nil {
 		return res, err
 	}
@@ -795,7 +803,7 @@ type alertInfo struct {
 }
 
 // alertDevices looks up which device raised each SOS alert, and when.
-func alertDevices(ctx context.Context, c *http.Client, base string, ids map[string]struct{}) (map[string]alertInfo, error) {
+func alertDevices(ctx context.Context, c *http.Client, base, tok string, ids map[string]struct{}) (map[string]alertInfo, error) {
 	out := make(map[string]alertInfo, len(ids))
 	var mu sync.Mutex
 	work := make(chan string)
@@ -810,7 +818,7 @@ func alertDevices(ctx context.Context, c *http.Client, base string, ids map[stri
 					alertInfo
 					Kind string `json:"kind"`
 				}
-				if err := apiDo(ctx, c, http.MethodGet, base+"/api/v1/alerts/"+id, "", &a); err != nil {
+				if err := apiDo(ctx, c, tok, http.MethodGet, base+"/api/v1/alerts/"+id, "", &a); err != nil {
 					errs <- fmt.Errorf("look up alert %s: %w", id, err)
 					return
 				}
@@ -845,11 +853,12 @@ feed:
 
 // apiDo sends a JSON request to the API and decodes a 2xx answer into out
 // (if not nil).
-func apiDo(ctx context.Context, c *http.Client, method, url, body string, out any) error {
+func apiDo(ctx context.Context, c *http.Client, tok, method, url, body string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -1015,13 +1024,14 @@ type consoleClient struct {
 	ended atomic.Bool // the stream ended before the bench stopped it
 }
 
-func startConsole(ctx context.Context, tlsCfg *tls.Config, url string) (*consoleClient, error) {
+func startConsole(ctx context.Context, tlsCfg *tls.Config, url, tok string) (*consoleClient, error) {
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("console feed: %w", err)
@@ -1100,7 +1110,7 @@ type stalledConsole struct {
 	conn *tls.Conn
 }
 
-func connectStalled(ctx context.Context, tlsCfg *tls.Config, addr, path string) (*stalledConsole, error) {
+func connectStalled(ctx context.Context, tlsCfg *tls.Config, addr, path, tok string) (*stalledConsole, error) {
 	d := &tls.Dialer{Config: tlsCfg, NetDialer: &net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
@@ -1115,7 +1125,7 @@ func connectStalled(ctx context.Context, tlsCfg *tls.Config, addr, path string) 
 		return nil, fmt.Errorf("stalled console: %w", err)
 	}
 	conn := nc.(*tls.Conn)
-	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", path, addr)
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n", path, addr, tok)
 	if _, err := io.WriteString(conn, req); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("stalled console: %w", err)

@@ -67,9 +67,15 @@ func runDemo(ctx context.Context, e env, args []string) error {
 		_ = a.Stop(context.Background())
 		return err
 	}
-	mqttAddr, httpsAddr, apiAddr := dialable(a.Addr("mqtt")), dialable(a.Addr("https")), dialable(a.Addr("api"))
+	mqttAddr, httpsAddr := dialable(a.Addr("mqtt")), dialable(a.Addr("https"))
+	apiAddr := httpsAddr
+	tok, err := a.Auth().IssueToken(ctx, "demo", "demo simulator", nil, 30*24*time.Hour, "demo")
+	if err != nil {
+		_ = a.Stop(context.Background())
+		return err
+	}
 	if len(people) > 0 {
-		if err := importZone(ctx, apiAddr, tlsCfg, "demo"); err != nil {
+		if err := importZone(ctx, apiAddr, tok.Secret, tlsCfg, "demo"); err != nil {
 			_ = a.Stop(context.Background())
 			return err
 		}
@@ -79,7 +85,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 		Rate: *rate, HTTPShare: 0.25, SOSEvery: 10 * time.Minute, MotionEvery: time.Minute,
 		Replay: replays,
 		Seed:   time.Now().UnixNano(), Logger: log.With("component", "sim"), Now: time.Now,
-		APIAddr: apiAddr, CancelOdds: 0.5, Workers: demoWorkers(people, cfg.Safety.OfflineAfter),
+		APIAddr: apiAddr, APIToken: tok.Secret, CancelOdds: 0.5, Workers: demoWorkers(people, cfg.Safety.OfflineAfter),
 	})
 	if err != nil {
 		_ = a.Stop(context.Background())
@@ -92,7 +98,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
   CA certificate   %s/tls/ca.crt
   devices          go run ./cmd/vigil device list --data-dir %s
   alerts           go run ./cmd/vigil alerts list --data-dir %s   (simulated SOS presses raise them)
-  JSON API         https://%s/api/v1/alerts   (loopback only, no user accounts yet)
+  JSON API         https://%s/api/v1/alerts   (sign in, or an API token: vigil token create --org demo)
   sessions         go run ./cmd/vigil sessions list --active --data-dir %s
 `, cfg.DataDir, mqttAddr, len(creds), httpsAddr, dialable(a.Addr("admin")), cfg.DataDir, cfg.DataDir, cfg.DataDir,
 		cfg.DataDir, apiAddr, cfg.DataDir)

@@ -46,6 +46,9 @@ func (h *hookLog) count(k string) int {
 // third step is sent at once, the ladder then runs out (the admins are
 // told), and the receiver got every step exactly once — nothing twice,
 // nothing skipped.
+// tokenRe finds the API token `vigil token create` prints.
+var tokenRe = regexp.MustCompile(`vgt_[A-Za-z0-9_-]+`)
+
 func TestEscalationSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill -9 test runs the server as a process; skipped with -short")
@@ -103,8 +106,10 @@ func TestEscalationSurvivesKill9(t *testing.T) {
 		{"name":"manager","recipients":[{"channel":"webhook","address":%q}],"wait":"10s"},
 		{"name":"director","recipients":[{"channel":"webhook","address":%q}],"wait":"10s"}],
 		"admins":[{"channel":"webhook","address":%q}]}`, recv.URL+"/a", recv.URL+"/b", recv.URL+"/c", recv.URL+"/admins")
+	tok := tokenRe.FindString(vigilRun(t, "token", "create", "--data-dir", dir, "--org", "crash", "--name", "crash test"))
 	req, _ := http.NewRequest("PUT", "https://"+m[1]+"/api/v1/orgs/crash/escalation-policies/sos", strings.NewReader(policy))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"vigil/internal/app"
+	"vigil/internal/config"
 	"vigil/internal/report"
 	"vigil/internal/store"
 	"vigil/internal/store/sqlite"
@@ -135,16 +137,23 @@ func TestAPIReportResponse(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("report: %d %s", code, errs)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "vigil.db"), sqlite.Options{})
+	tok := tokenRe.FindString(vigilRun(t, "token", "create", "--data-dir", dir, "--org", "acme", "--name", "report test", "--permissions", "reports.read"))
+	cfg := config.Default()
+	cfg.DataDir = dir
+	acc, err := app.OpenAccess(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	h := web.NewAPI(nil, nil, st, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now).Handler()
+	defer acc.Close()
+	api := web.NewAPI(nil, nil, acc.Store, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	api.SetAuth(acc.Auth, acc.Audit, acc.Store)
+	h := api.Handler()
 	get := func(path string) (int, []byte) {
 		t.Helper()
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		h.ServeHTTP(rec, req)
 		return rec.Code, rec.Body.Bytes()
 	}
 	status, body := get("/api/v1/orgs/acme/reports/response?month=2026-11&tz=Europe/London")

@@ -29,7 +29,8 @@ func runSim(ctx context.Context, e env, args []string) error {
 	credsFile := fs.String("creds", "", "device credentials file (from 'vigil device add --json'); default: register devices in org --org through the store")
 	org := fs.String("org", "sim", "organisation for devices the simulator registers")
 	dur := fs.Duration("duration", 0, "stop after this long (0 = until interrupted)")
-	api := fs.String("api", "", "JSON API address (HOST:PORT, TLS) for lone workers' sessions (default: the --server host, port 8444; \"off\" for no workers); the API listens on loopback only")
+	api := fs.String("api", "", "JSON API address (HOST:PORT, TLS) for lone workers' sessions (default: the --https address; \"off\" for no workers)")
+	apiToken := fs.String("api-token", e.getenv("VIGIL_API_TOKEN"), "API token for the JSON API (env VIGIL_API_TOKEN; default: one made for --org when the simulator registers devices through the store)")
 	workers := fs.Float64("workers", 0.5, "fraction of the devices the simulator registers that are lone workers: assigned to a worker person, they start timed sessions, check in, sometimes forget, overrun, wander off or go silent (with --creds: the entries with a person_id)")
 	interval := fs.Duration("checkin-interval", 10*time.Minute, "lone workers' check-in interval (at least 1m)")
 	forget := fs.Float64("forget", 0.1, "chance that a worker forgets a check-in (and ignores its reminder), so missed_checkin fires")
@@ -62,7 +63,10 @@ func runSim(ctx context.Context, e env, args []string) error {
 	}
 	switch *api {
 	case "":
-		*api = net.JoinHostPort(host, "8444")
+		*api = *https
+		if *api == "" {
+			*api = net.JoinHostPort(host, "8443")
+		}
 	case "off":
 		*api, *workers = "", 0
 	default:
@@ -104,8 +108,13 @@ func runSim(ctx context.Context, e env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if len(people) > 0 && *apiToken == "" {
+			if *apiToken, err = issueToken(ctx, cfg, *org, "simulator", 30*24*time.Hour); err != nil {
+				return err
+			}
+		}
 		if len(people) > 0 {
-			if err := importZone(ctx, *api, tlsCfg, *org); err != nil {
+			if err := importZone(ctx, *api, *apiToken, tlsCfg, *org); err != nil {
 				return err
 			}
 		}
@@ -116,7 +125,7 @@ func runSim(ctx context.Context, e env, args []string) error {
 		Rate: *rate, HTTPShare: *share, SOSEvery: 10 * time.Minute, MotionEvery: time.Minute,
 		Replay: replays,
 		Seed:   time.Now().UnixNano(), Logger: log, Now: time.Now,
-		APIAddr: *api, CancelOdds: 0.3,
+		APIAddr: *api, APIToken: *apiToken, CancelOdds: 0.3,
 		Workers: sim.WorkerConfig{People: people, CheckinInterval: *interval, ForgetOdds: *forget,
 			OverrunOdds: 0.1, WanderOdds: 0.1, SilentOdds: 0.05, FlatBatteryOdds: 0.1, ZoneRadius: simZoneRadius},
 	})
@@ -144,8 +153,8 @@ const simZoneRadius = 2000
 // importZone imports the zone the simulated workers walk in into org
 // through the JSON API (replacing it on later runs). It is also the check
 // that the API can be reached, before any worker tries.
-func importZone(ctx context.Context, addr string, tlsCfg *tls.Config, org string) error {
-	api, err := sim.NewAPI(addr, tlsCfg)
+func importZone(ctx context.Context, addr, token string, tlsCfg *tls.Config, org string) error {
+	api, err := sim.NewAPI(addr, token, tlsCfg)
 	if err != nil {
 		return err
 	}
@@ -154,7 +163,7 @@ func importZone(ctx context.Context, addr string, tlsCfg *tls.Config, org string
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if _, err := api.ImportZones(cctx, org, zone); err != nil {
-		return fmt.Errorf("import the workers' zone through the JSON API at %s (it listens on loopback only: run the simulator on the server's host, or pass --api off for no workers): %w", addr, err)
+		return fmt.Errorf("import the workers' zone through the JSON API at %s (pass --api-token, or --api off for no workers): %w", addr, err)
 	}
 	return nil
 }

@@ -11,11 +11,7 @@ package app
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"vigil/internal/audit"
+	"vigil/internal/auth"
 	"vigil/internal/bus"
 	"vigil/internal/clock"
 	"vigil/internal/config"
@@ -86,6 +84,9 @@ type App struct {
 	sms        *sms.Notifier
 	safetyCons *safetyConsumer
 	api        *web.API
+	audit      *audit.Log
+	auth       *auth.Service
+	mail       *mailQueue // account mails; nil without SMTP
 
 	mu       sync.Mutex
 	addrs    map[string]string
@@ -174,10 +175,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		return nil, err
 	}
 	a.setupSafety()
-
-	if err := a.bootstrapToken(ctx); err != nil {
+	if err := a.setupAccess(ctx); err != nil {
 		return nil, err
 	}
+	a.api.SetAuth(a.auth, a.audit, a.store)
 	return a, nil
 }
 
@@ -262,40 +263,8 @@ func (a *App) renewServerCert() {
 	}
 }
 
-// bootstrapToken creates, on first start, the one-time token with which the
-// first admin account will be created, prints it once to the operator's
-// terminal and keeps only its hash.
-func (a *App) bootstrapToken(ctx context.Context) error {
-	_, err := a.store.GetMeta(ctx, metaBootstrapHash)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("read bootstrap state: %w", err)
-	}
-	if _, err := a.store.GetMeta(ctx, metaBootstrapUsed); err == nil {
-		return nil
-	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return fmt.Errorf("bootstrap token: %w", err)
-	}
-	tok := "vgb_" + base64.RawURLEncoding.EncodeToString(raw)
-	sum := sha256.Sum256([]byte(tok))
-	if err := a.store.PutMeta(ctx, metaBootstrapHash, hex.EncodeToString(sum[:])); err != nil {
-		return fmt.Errorf("store bootstrap token: %w", err)
-	}
-	fmt.Fprintf(a.deps.Out, "\nFirst start: one-time bootstrap token for creating the first admin (shown only now):\n\n    %s\n\n", tok)
-	return nil
-}
-
 // maxConnsPerSource caps open HTTPS/admin connections per remote IP.
 const maxConnsPerSource = 512
-
-const (
-	metaBootstrapHash = "bootstrap_token_sha256"
-	metaBootstrapUsed = "bootstrap_token_used"
-)
 
 // Start binds every listener and starts the pipeline.
 func (a *App) Start() error {
@@ -354,6 +323,13 @@ func (a *App) Start() error {
 		}
 	}()
 
+	if a.mail != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.mail.run(ctx)
+		}()
+	}
 	if err := a.startEscalation(ctx); err != nil {
 		return err
 	}

@@ -46,6 +46,12 @@ func TestDeps(t *testing.T) {
 		{"vigil/internal/notify/webhook", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/safety", "vigil/internal/alert", "vigil/internal/escalation", "vigil/internal/app"}, "a channel delivers, it decides nothing", nil},
 		{"vigil/internal/notify/outbound", []string{"vigil/"}, "the SSRF-safe client is standard library only", nil},
 		{"vigil/internal/report", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "vigil/internal/web", "net/http"}, "the report is computation over store records", nil},
+		{"vigil/internal/auth", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/web", "vigil/internal/app", "github.com/nats-io/", "github.com/jackc/", "modernc.org/sqlite"}, "sign-in and permissions are domain code; web maps them to HTTP", nil},
+		{"vigil/internal/auth/password", []string{"vigil/"}, "password hashing and policy are a leaf", nil},
+		{"vigil/internal/auth/guard", []string{"vigil/"}, "the throttle is a leaf: standard library and the clock", []string{"vigil/internal/clock"}},
+		{"vigil/internal/auth/mfa", []string{"vigil/", "github.com/nats-io/", "github.com/jackc/", "modernc.org/"}, "second factors are a leaf: the caller stores and seals", nil},
+		{"vigil/internal/seal", []string{"vigil/", "github.com/"}, "sealing is standard-library crypto only", nil},
+		{"vigil/internal/audit", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/web", "vigil/internal/auth", "net/http", "github.com/"}, "the audit chain is hashing over store records", nil},
 		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client", nil},
 	}
 	for _, r := range rules {

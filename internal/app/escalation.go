@@ -98,6 +98,7 @@ func (a *App) setupEscalation(ctx context.Context) error {
 			return fmt.Errorf("e-mail channel: %w", err)
 		}
 		ns = append(ns, em)
+		a.mail = &mailQueue{send: em.SendText, ch: make(chan mailJob, 64), app: a}
 	}
 	if nc.SMSAccount != "" {
 		sc := sms.Config{BaseURL: nc.SMSBaseURL, AccountSID: nc.SMSAccount, AuthToken: nc.SMSToken,

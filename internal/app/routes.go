@@ -10,11 +10,13 @@ import (
 	"vigil/internal/gateway/httpgw"
 )
 
-// publicHandler serves the HTTPS listener: the device API now, the console
+// publicHandler serves the HTTPS listener: the device API, the JSON API for
+// people (behind sign-in), acknowledge links and SMS callbacks; the console
 // later. Every route is registered here; anything else is a JSON 404.
 func (a *App) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.httpgw.Register(mux)
+	mux.Handle("/api/v1/", a.api.Handler())
 	if err := a.registerPublic(mux); err != nil {
 		a.log.Error("acknowledge links and SMS callbacks not served", "err", err)
 	}
@@ -32,7 +34,7 @@ func (a *App) harden(h http.Handler) http.Handler {
 		hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		hd.Set("Content-Security-Policy", "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 		hd.Set("Cache-Control", "no-store")
 		defer func() {
 			if v := recover(); v != nil {

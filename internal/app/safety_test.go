@@ -21,17 +21,29 @@ import (
 
 type apiClient struct {
 	t    *testing.T
+	a    *app.App
 	hc   *http.Client
 	base string
+	tok  string // an API token of org acme with every permission, made on first use
 }
 
 func newAPIClient(t *testing.T, a *app.App) *apiClient {
-	return &apiClient{t: t, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: vigiltest.ClientTLS(t, a)}},
+	return &apiClient{t: t, a: a, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: vigiltest.ClientTLS(t, a)}},
 		base: "https://" + a.Addr("api")}
+}
+
+// token returns the client's API token for org acme.
+func (c *apiClient) token() string {
+	c.t.Helper()
+	if c.tok == "" {
+		c.tok = vigiltest.APIToken(c.t, c.a, "acme")
+	}
+	return c.tok
 }
 
 func (c *apiClient) do(method, path, body string, out any) int {
 	c.t.Helper()
+	tok := c.token()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -43,6 +55,7 @@ func (c *apiClient) do(method, path, body string, out any) int {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

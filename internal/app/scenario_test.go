@@ -340,6 +340,7 @@ func (sc *scenario) openFeed(org string) <-chan feedEvent {
 	if err != nil {
 		sc.t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+vigiltest.APIToken(sc.t, sc.api.a, org))
 	resp, err := sc.api.hc.Do(req)
 	if err != nil {
 		sc.t.Fatal(err)

@@ -54,6 +54,7 @@ type Config struct {
 	HTTPS  HTTPSConfig
 	Admin  AdminConfig
 	API    APIConfig
+	Auth   AuthConfig
 	Safety SafetyConfig
 	Notify NotifyConfig
 	TLS    TLSConfig
@@ -100,12 +101,19 @@ type AdminConfig struct {
 	AllowPublic bool
 }
 
-// APIConfig is the JSON API for sessions, alerts and zones. Until console
-// users, MFA and roles exist it has no authentication, so it may listen
-// only on loopback unless DevUnauthenticatedPublic says otherwise.
+// APIConfig is an extra listener for the JSON API (sessions, alerts,
+// zones, users), which is always served on the HTTPS listener too. Every
+// route needs a signed-in user or an API token either way.
 type APIConfig struct {
-	Listen                   string // "" disables it
-	DevUnauthenticatedPublic bool
+	Listen string // "" (default): no extra listener
+}
+
+// AuthConfig tunes sign-in sessions.
+type AuthConfig struct {
+	// IdleTimeout ends a session unused this long (default 15 min, the
+	// HIPAA automatic logoff); MaxLifetime ends any session (default 12 h).
+	IdleTimeout time.Duration
+	MaxLifetime time.Duration
 }
 
 // NotifyConfig is how escalation reaches people: links in messages, and
@@ -178,7 +186,7 @@ func Default() Config {
 		},
 		HTTPS: HTTPSConfig{Listen: ":8443"},
 		Admin: AdminConfig{Listen: "127.0.0.1:9090"},
-		API:   APIConfig{Listen: "127.0.0.1:8444"},
+		Auth:  AuthConfig{IdleTimeout: 15 * time.Minute, MaxLifetime: 12 * time.Hour},
 		Safety: SafetyConfig{
 			OfflineAfter:    15 * time.Minute,
 			RemindBefore:    5 * time.Minute,
@@ -305,10 +313,13 @@ func (c Config) Validate() error {
 	if c.API.Listen != "" {
 		if err := checkListen(c.API.Listen, false); err != nil {
 			bad("api.listen", "%v", err)
-		} else if !isLoopback(c.API.Listen) && !c.API.DevUnauthenticatedPublic {
-			bad("api.listen", "%q is not a loopback address; the JSON API has no user authentication yet, so it may listen only on loopback "+
-				"(set api.dev_unauthenticated_public = true, --api-dev-unauthenticated-public, for a development setup only)", c.API.Listen)
 		}
+	}
+	if c.Auth.IdleTimeout < time.Minute || c.Auth.IdleTimeout > 12*time.Hour {
+		bad("auth.idle_timeout", "want 1m to 12h, got %v", c.Auth.IdleTimeout)
+	}
+	if c.Auth.MaxLifetime < c.Auth.IdleTimeout || c.Auth.MaxLifetime > 7*24*time.Hour {
+		bad("auth.max_lifetime", "want from auth.idle_timeout to 168h, got %v", c.Auth.MaxLifetime)
 	}
 	c.Notify.validate(bad)
 	sf := c.Safety

@@ -54,7 +54,8 @@ func TestGoodFile(t *testing.T) {
 		MQTT:  MQTTConfig{Listen: "0.0.0.0:8883", MaxPacketBytes: 65536, MaxConnections: 5000, ReceiveMaximum: 32},
 		HTTPS: HTTPSConfig{Listen: "[::]:443"},
 		Admin: AdminConfig{Listen: "unix:/run/vigil/admin.sock"},
-		API:   APIConfig{Listen: "0.0.0.0:8444", DevUnauthenticatedPublic: true},
+		API:   APIConfig{Listen: "0.0.0.0:8444"},
+		Auth:  AuthConfig{IdleTimeout: 15 * time.Minute, MaxLifetime: 12 * time.Hour},
 		Safety: SafetyConfig{OfflineAfter: 20 * time.Minute, RemindBefore: 10 * time.Minute, SOSCancelWindow: 30 * time.Second,
 			PreAlert: 45 * time.Second, ManDownPreAlert: 20 * time.Second, NoMotionAfter: 3 * time.Minute, BatteryWarn: 25, BatteryCritical: 5},
 		TLS: TLSConfig{
@@ -99,7 +100,6 @@ func TestFiles(t *testing.T) {
 		{"bad_ranges.toml", []string{"mqtt.listen", "bad port", "mqtt.max_packet_bytes", "mqtt.max_connections", "mqtt.receive_maximum"}},
 		{"store_and_store_file.toml", []string{"store and config file testdata/store_and_store_file.toml: store_file are both set"}},
 		{"bad_empty_secret_file.toml", []string{"store_file", "is empty"}},
-		{"bad_api_public.toml", []string{"api.listen", `"0.0.0.0:8444"`, "--api-dev-unauthenticated-public"}},
 		{"bad_safety.toml", []string{"safety.pre_alert", `"soon": want a duration`}},
 		{"bad_safety_ranges.toml", []string{"safety.offline_after", "10s: want 1m to 24h", "safety.pre_alert", "safety.battery_warn"}},
 	}

@@ -22,13 +22,18 @@ import (
 //
 // The API has no user authentication yet and listens on loopback only.
 type API struct {
-	base string
-	hc   *http.Client
+	base  string
+	token string
+	hc    *http.Client
 }
 
-// NewAPI returns a client of the JSON API at addr (host:port, TLS).
-// tlsCfg trusts the server (nil: the system roots).
-func NewAPI(addr string, tlsCfg *tls.Config) (*API, error) {
+// NewAPI returns a client of the JSON API at addr (host:port, TLS) that
+// authenticates with an API token (`vigil token create`). tlsCfg trusts
+// the server (nil: the system roots).
+func NewAPI(addr, token string, tlsCfg *tls.Config) (*API, error) {
+	if token == "" {
+		return nil, fmt.Errorf("sim: the JSON API needs an API token (vigil token create --org ORG)")
+	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil, fmt.Errorf("sim: API address %q: want host:port: %w", addr, err)
 	}
@@ -42,7 +47,7 @@ func NewAPI(addr string, tlsCfg *tls.Config) (*API, error) {
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
-	return &API{base: "https://" + addr, hc: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
+	return &API{base: "https://" + addr, token: token, hc: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
 }
 
 // Close drops idle connections.
@@ -166,6 +171,7 @@ func (a *API) do(ctx context.Context, method, path string, q url.Values, in, out
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("sim: API %s %s: %w", method, path, err)

@@ -81,7 +81,9 @@ type Config struct {
 	// APIAddr is host:port of the JSON API (TLS, the same CA), needed
 	// when Workers.People names lone workers.
 	APIAddr string
-	Workers WorkerConfig
+	// APIToken authenticates the workers' calls (vigil token create).
+	APIToken string
+	Workers  WorkerConfig
 	// CancelOdds is the chance that a wearer answers a pre_alert with the
 	// cancel button (0 = never). Devices replaying a recording never
 	// cancel: their detected falls are there to be seen.
@@ -282,7 +284,7 @@ func (s *Sim) Run(ctx context.Context) error {
 		client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	}
 	if s.stats.Workers > 0 {
-		api, err := NewAPI(s.cfg.APIAddr, s.cfg.TLS)
+		api, err := NewAPI(s.cfg.APIAddr, s.cfg.APIToken, s.cfg.TLS)
 		if err != nil {
 			return err
 		}

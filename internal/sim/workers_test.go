@@ -69,7 +69,7 @@ func TestWorkersAgainstServer(t *testing.T) {
 	diligent, forgetful := persons[0], persons[1]
 
 	tlsCfg := vigiltest.ClientTLS(t, a)
-	api, err := sim.NewAPI(a.Addr("api"), tlsCfg)
+	api, err := sim.NewAPI(a.Addr("api"), vigiltest.APIToken(t, a, "acme"), tlsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestWorkersAgainstServer(t *testing.T) {
 
 	logs := &logBuffer{}
 	s, err := sim.New(sim.Config{
-		MQTTAddr: a.Addr("mqtt"), APIAddr: a.Addr("api"), TLS: tlsCfg, Devices: creds,
+		MQTTAddr: a.Addr("mqtt"), APIAddr: a.Addr("api"), APIToken: vigiltest.APIToken(t, a, "acme"), TLS: tlsCfg, Devices: creds,
 		Rate: 1, HeartbeatEvery: 5 * time.Second, MotionEvery: 100 * time.Millisecond, CancelOdds: 1,
 		Seed: 1, Logger: logs.logger(),
 		Workers: sim.WorkerConfig{

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"vigil/internal/app"
+	"vigil/internal/auth"
 	"vigil/internal/config"
 )
 
@@ -157,4 +158,19 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// APIToken returns an API token of org (created, as "Org <org>", if
+// missing) with every permission, for tests that drive the JSON API.
+func APIToken(t testing.TB, a *app.App, org string) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := a.Devices().EnsureOrg(ctx, org, "Org "+org); err != nil {
+		t.Fatalf("ensure org %s: %v", org, err)
+	}
+	tok, err := a.Auth().IssueToken(ctx, org, "test", auth.All, 24*time.Hour, "test")
+	if err != nil {
+		t.Fatalf("issue API token: %v", err)
+	}
+	return tok.Secret
 }

@@ -3,9 +3,11 @@
 // geofences (zones) as GeoJSON. Every route is in routes.go; anything else
 // is a JSON 404.
 //
-// Until console users, MFA and roles exist (the access issue), the API has
-// no authentication: internal/config lets it listen only on loopback unless
-// a development flag is set, and every action is recorded as actor "api".
+// Every route is behind authentication (a session cookie with a completed
+// second factor, or an API token) and declares its permission in
+// routes.go; objects of organisations the caller does not reach answer 404,
+// a missing permission 403 (authz.go). Reads and changes of personal data
+// are written to the audit log before they are served.
 //
 // Errors are classified in one place (classify) into a status and a JSON
 // body naming the field; the log gets the chain. It imports the domain
@@ -27,6 +29,7 @@ import (
 	"time"
 
 	"vigil/internal/alert"
+	"vigil/internal/auth"
 	"vigil/internal/escalation"
 	"vigil/internal/geofence"
 	"vigil/internal/safety"
@@ -76,6 +79,51 @@ type API struct {
 	now    func() time.Time
 
 	feedHandler http.Handler // the organisations' live feeds; nil: not running
+	auth        *auth.Service
+	audit       Auditor
+	dir         Directory
+}
+
+// Directory is the organisations' people, users, teams and credentials as
+// the API reads and changes them directly.
+type Directory interface {
+	CreateOrg(ctx context.Context, o store.Org) error
+	SetOrgRequireWebAuthn(ctx context.Context, orgID string, on bool) error
+	GetUser(ctx context.Context, id string) (store.User, error)
+	ListUsers(ctx context.Context, orgID string) ([]store.User, error)
+	ListMemberships(ctx context.Context, userID string) ([]store.Membership, error)
+	PutMembership(ctx context.Context, m store.Membership) error
+	ListAPITokens(ctx context.Context, orgID string) ([]store.APIToken, error)
+
+	// People, their contacts, carers and devices; teams; the audit log.
+	CreatePerson(ctx context.Context, p store.Person) error
+	GetPerson(ctx context.Context, id string) (store.Person, error)
+	ListPeople(ctx context.Context, orgID string) ([]store.Person, error)
+	SetPersonNotes(ctx context.Context, personID, notes string) error
+	GetPersonNotes(ctx context.Context, personID string) (string, error)
+	PutContact(ctx context.Context, c store.Contact) error
+	GetContact(ctx context.Context, id string) (store.Contact, error)
+	ListContacts(ctx context.Context, personID string) ([]store.Contact, error)
+	DeleteContact(ctx context.Context, id string) error
+	LinkCarer(ctx context.Context, userID, personID string) error
+	UnlinkCarer(ctx context.Context, userID, personID string) error
+	GetDevice(ctx context.Context, id string) (store.Device, error)
+	ListDevices(ctx context.Context, orgID string) ([]store.Device, error)
+	AssignDevice(ctx context.Context, deviceID, personID string) error
+	CreateTeam(ctx context.Context, t store.Team) error
+	GetTeam(ctx context.Context, id string) (store.Team, error)
+	ListTeams(ctx context.Context, orgID string) ([]store.Team, error)
+	AddTeamMember(ctx context.Context, teamID, userID string) error
+	RemoveTeamMember(ctx context.Context, teamID, userID string) error
+	DeleteTeam(ctx context.Context, id string) error
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
+}
+
+// SetAuth sets who may call the API, where personal-data access is
+// recorded, and the directory of users. Without it every route but the
+// public ones answers 401.
+func (a *API) SetAuth(s *auth.Service, aud Auditor, dir Directory) {
+	a.auth, a.audit, a.dir = s, aud, dir
 }
 
 // SetFeed serves the organisations' live alert feeds with h (GET
@@ -87,9 +135,6 @@ func (a *API) SetFeed(h http.Handler) { a.feedHandler = h }
 func NewAPI(eng Engine, alerts Alerts, st Store, log *slog.Logger, now func() time.Time) *API {
 	return &API{eng: eng, alerts: alerts, st: st, log: log, now: now}
 }
-
-// actor is who the API records as having acted, until users exist.
-const actor = "api"
 
 // maxBody bounds a request body; zones imports are the largest.
 const (

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"vigil/internal/alert"
+	"vigil/internal/auth"
 	"vigil/internal/escalation"
 )
 
@@ -102,12 +103,11 @@ type deliveryJSON struct {
 
 // deliveries lists every notification sent about an alert.
 func (a *API) deliveries(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := a.st.GetAlert(r.Context(), id); err != nil {
-		a.fail(w, r, err)
+	al, ok := a.alertAs(w, r, auth.EscalationRead)
+	if !ok || !a.audited(w, r, al.OrgID, "alert.deliveries", "alert", al.ID, nil) {
 		return
 	}
-	ds, err := a.st.ListDeliveries(r.Context(), id)
+	ds, err := a.st.ListDeliveries(r.Context(), al.ID)
 	if err != nil {
 		a.fail(w, r, err)
 		return

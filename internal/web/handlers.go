@@ -2,8 +2,11 @@ package web
 
 import (
 	"net/http"
+	"sort"
+	"strconv"
 	"time"
 
+	"vigil/internal/auth"
 	"vigil/internal/geofence"
 	"vigil/internal/safety"
 	"vigil/internal/store"
@@ -13,7 +16,11 @@ import (
 
 func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.AlertFilter{OrgID: q.Get("org"), PersonID: q.Get("person"), Kind: q.Get("kind")}
+	org, ok := a.orgParam(w, r, auth.AlertsRead)
+	if !ok {
+		return
+	}
+	f := store.AlertFilter{OrgID: org, PersonID: q.Get("person"), Kind: q.Get("kind")}
 	for _, s := range q["state"] {
 		st := store.AlertState(s)
 		if !st.Open() && st != store.AlertResolved && st != store.AlertCancelled {
@@ -31,25 +38,81 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Limit = n
-	list, err := a.st.ListAlerts(r.Context(), f)
+	list, err := a.scopedAlerts(r, org, f)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	if !a.audited(w, r, org, "alert.list", "alerts", "", map[string]string{"count": strconv.Itoa(len(list))}) {
+		return
+	}
+	p := principalOf(r)
 	out := make([]AlertJSON, len(list))
 	for i, al := range list {
-		out[i] = AlertView(al)
+		out[i] = alertFor(p, al)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": out})
 }
 
-func (a *API) getAlert(w http.ResponseWriter, r *http.Request) {
+// scopedAlerts lists alerts of org that the caller sees: everyone's, or
+// only those of the people a worker or carer is limited to.
+func (a *API) scopedAlerts(r *http.Request, org string, f store.AlertFilter) ([]store.Alert, error) {
+	p := principalOf(r)
+	if !p.Scoped(org) {
+		return a.st.ListAlerts(r.Context(), f)
+	}
+	var out []store.Alert
+	for _, person := range p.People(org) {
+		if f.PersonID != "" && f.PersonID != person {
+			continue
+		}
+		g := f
+		g.PersonID = person
+		l, err := a.st.ListAlerts(r.Context(), g)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RaisedAt.After(out[j].RaisedAt) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// alertFor is the alert as the caller may see it: to the wearer (a
+// worker), a duress alert looks cancelled, whoever holds their phone.
+func alertFor(p *auth.Principal, al store.Alert) AlertJSON {
+	v := AlertView(al)
+	if al.Duress && p.Scoped(al.OrgID) && p.Role(al.OrgID) == store.RoleWorker {
+		v.Duress = false
+		v.State = string(store.AlertCancelled)
+		v.AcknowledgedAt, v.AcknowledgedBy = nil, ""
+		v.Timeline = nil
+	}
+	return v
+}
+
+// alertAs loads an alert and checks perm on it.
+func (a *API) alertAs(w http.ResponseWriter, r *http.Request, perm auth.Permission) (store.Alert, bool) {
 	al, err := a.st.GetAlert(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
+		return store.Alert{}, false
+	}
+	if !a.allowFor(w, r, al.OrgID, al.PersonID, perm, "alert", al.ID) {
+		return store.Alert{}, false
+	}
+	return al, true
+}
+
+func (a *API) getAlert(w http.ResponseWriter, r *http.Request) {
+	al, ok := a.alertAs(w, r, auth.AlertsRead)
+	if !ok || !a.audited(w, r, al.OrgID, "alert.read", "alert", al.ID, nil) {
 		return
 	}
-	writeJSON(w, http.StatusOK, AlertView(al))
+	writeJSON(w, http.StatusOK, alertFor(principalOf(r), al))
 }
 
 type noteBody struct {
@@ -62,12 +125,16 @@ func (a *API) acknowledge(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, f, m)
 		return
 	}
-	al, err := a.alerts.Acknowledge(r.Context(), r.PathValue("id"), actor, b.Note)
+	prev, ok := a.alertAs(w, r, auth.AlertsRespond)
+	if !ok || !a.audited(w, r, prev.OrgID, "alert.acknowledge", "alert", prev.ID, nil) {
+		return
+	}
+	al, err := a.alerts.Acknowledge(r.Context(), prev.ID, principalOf(r).Actor(), b.Note)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, AlertView(al))
+	writeJSON(w, http.StatusOK, alertFor(principalOf(r), al))
 }
 
 type resolveBody struct {
@@ -81,12 +148,16 @@ func (a *API) resolve(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, f, m)
 		return
 	}
-	al, err := a.alerts.Resolve(r.Context(), r.PathValue("id"), actor, b.Outcome, b.Note)
+	prev, ok := a.alertAs(w, r, auth.AlertsRespond)
+	if !ok || !a.audited(w, r, prev.OrgID, "alert.resolve", "alert", prev.ID, nil) {
+		return
+	}
+	al, err := a.alerts.Resolve(r.Context(), prev.ID, principalOf(r).Actor(), b.Outcome, b.Note)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, AlertView(al))
+	writeJSON(w, http.StatusOK, alertFor(principalOf(r), al))
 }
 
 type cancelBody struct {
@@ -101,12 +172,16 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, f, m)
 		return
 	}
-	al, err := a.alerts.Cancel(r.Context(), r.PathValue("id"), actor, b.Code)
+	prev, ok := a.alertAs(w, r, auth.AlertsCancel)
+	if !ok || !a.audited(w, r, prev.OrgID, "alert.cancel", "alert", prev.ID, nil) {
+		return
+	}
+	al, err := a.alerts.Cancel(r.Context(), prev.ID, principalOf(r).Actor(), b.Code)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, AlertView(al))
+	writeJSON(w, http.StatusOK, alertFor(principalOf(r), al))
 }
 
 // --- sessions ---------------------------------------------------------------
@@ -127,9 +202,25 @@ func (a *API) startSession(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, f, m)
 		return
 	}
-	res, err := a.eng.StartSession(r.Context(), safety.StartRequest{OrgID: r.URL.Query().Get("org"), PersonID: b.PersonID,
+	p := principalOf(r)
+	org := r.URL.Query().Get("org")
+	if org == "" {
+		if orgs := p.Orgs(); len(orgs) == 1 {
+			org = orgs[0]
+		}
+	}
+	if b.PersonID == "" && p.Role(org) == store.RoleWorker {
+		b.PersonID = p.PersonID
+	}
+	if org != "" && !a.allowFor(w, r, org, b.PersonID, auth.SessionsWrite, "person", b.PersonID) {
+		return
+	}
+	if org != "" && !a.audited(w, r, org, "session.start", "person", b.PersonID, nil) {
+		return
+	}
+	res, err := a.eng.StartSession(r.Context(), safety.StartRequest{OrgID: org, PersonID: b.PersonID,
 		DeviceID: b.DeviceID, Preset: b.Preset, Duration: time.Duration(b.Duration), CheckinInterval: time.Duration(b.CheckinInterval),
-		Grace: time.Duration(b.Grace), Note: b.Note, By: actor})
+		Grace: time.Duration(b.Grace), Note: b.Note, By: p.Actor()})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -150,10 +241,35 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, "limit", "want 1 to 1000")
 		return
 	}
-	list, err := a.st.ListSessions(r.Context(), store.SessionFilter{OrgID: q.Get("org"), PersonID: q.Get("person"),
-		ActiveOnly: q.Get("active") == "true", Limit: n})
+	org, ok := a.orgParam(w, r, auth.SessionsRead)
+	if !ok {
+		return
+	}
+	f := store.SessionFilter{OrgID: org, PersonID: q.Get("person"), ActiveOnly: q.Get("active") == "true", Limit: n}
+	var list []store.Session
+	var err error
+	if p := principalOf(r); p.Scoped(org) {
+		for _, person := range p.People(org) {
+			if f.PersonID != "" && f.PersonID != person {
+				continue
+			}
+			g := f
+			g.PersonID = person
+			l, lerr := a.st.ListSessions(r.Context(), g)
+			if lerr != nil {
+				err = lerr
+				break
+			}
+			list = append(list, l...)
+		}
+	} else {
+		list, err = a.st.ListSessions(r.Context(), f)
+	}
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if !a.audited(w, r, org, "session.list", "sessions", "", map[string]string{"count": strconv.Itoa(len(list))}) {
 		return
 	}
 	out := make([]SessionJSON, len(list))
@@ -163,10 +279,22 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }
 
-func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
+// sessionAs loads a session and checks perm on it, auditing the access.
+func (a *API) sessionAs(w http.ResponseWriter, r *http.Request, perm auth.Permission, action string) (store.Session, bool) {
 	s, err := a.st.GetSession(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
+		return store.Session{}, false
+	}
+	if !a.allowFor(w, r, s.OrgID, s.PersonID, perm, "session", s.ID) || !a.audited(w, r, s.OrgID, action, "session", s.ID, nil) {
+		return store.Session{}, false
+	}
+	return s, true
+}
+
+func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.sessionAs(w, r, auth.SessionsRead, "session.read")
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.sessionOut(s))
@@ -178,7 +306,11 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, f, m)
 		return
 	}
-	s, err := a.eng.CheckIn(r.Context(), r.PathValue("id"), actor)
+	prev, ok := a.sessionAs(w, r, auth.SessionsWrite, "session.checkin")
+	if !ok {
+		return
+	}
+	s, err := a.eng.CheckIn(r.Context(), prev.ID, principalOf(r).Actor())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -197,6 +329,10 @@ func (a *API) extend(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, f, m)
 		return
 	}
+	prev, ok := a.sessionAs(w, r, auth.SessionsWrite, "session.extend")
+	if !ok {
+		return
+	}
 	var end time.Time
 	switch {
 	case b.ExpectedEnd != nil && b.By != 0:
@@ -205,17 +341,12 @@ func (a *API) extend(w http.ResponseWriter, r *http.Request) {
 	case b.ExpectedEnd != nil:
 		end = *b.ExpectedEnd
 	case b.By > 0:
-		s, err := a.st.GetSession(r.Context(), r.PathValue("id"))
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		end = s.ExpectedEnd.Add(time.Duration(b.By))
+		end = prev.ExpectedEnd.Add(time.Duration(b.By))
 	default:
 		a.bad(w, "expected_end", "required (or a positive by)")
 		return
 	}
-	s, err := a.eng.Extend(r.Context(), r.PathValue("id"), end, actor)
+	s, err := a.eng.Extend(r.Context(), prev.ID, end, principalOf(r).Actor())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -229,7 +360,11 @@ func (a *API) endSession(w http.ResponseWriter, r *http.Request) {
 		a.bad(w, f, m)
 		return
 	}
-	s, err := a.eng.End(r.Context(), r.PathValue("id"), actor)
+	prev, ok := a.sessionAs(w, r, auth.SessionsWrite, "session.end")
+	if !ok {
+		return
+	}
+	s, err := a.eng.End(r.Context(), prev.ID, principalOf(r).Actor())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -336,6 +471,9 @@ func (a *API) getZone(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if !a.allow(w, r, g.OrgID, auth.ZonesRead, "zone", g.ID) {
+		return
+	}
 	a.writeZones(w, r, []store.GeofenceRecord{g})
 }
 
@@ -358,6 +496,9 @@ func (a *API) deleteZone(w http.ResponseWriter, r *http.Request) {
 	g, err := a.st.GetGeofence(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if !a.allow(w, r, g.OrgID, auth.ZonesWrite, "zone", g.ID) {
 		return
 	}
 	if err := a.st.DeleteGeofence(r.Context(), g.ID); err != nil {
