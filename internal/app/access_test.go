@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,7 +14,9 @@ import (
 
 	"vigil/internal/app"
 	"vigil/internal/auth/mfa"
+	"vigil/internal/auth/password"
 	"vigil/internal/clock"
+	"vigil/internal/store"
 	"vigil/internal/vigiltest"
 	"vigil/internal/web"
 )
@@ -160,8 +163,10 @@ func TestBootstrapFirstAdmin(t *testing.T) {
 			t.Errorf("login %q/%q on a fresh install: %d %s, want 401", cred[0], cred[1], r.status, r.body)
 		}
 	}
-	if r := b.do("POST", "/api/v1/users", `{"email":"x@example.org"}`); r.status != 404 {
-		t.Errorf("self-registration route: %d, want 404", r.status)
+	for _, p := range []string{"/api/v1/users", "/api/users", "/register", "/api/v1/register", "/api/v1/auth/register", "/api/v1/auth/signup"} {
+		if r := b.do("POST", p, `{"email":"x@example.org","password":"`+strongPassword+`"}`); r.status != 404 && r.status != 401 {
+			t.Errorf("self-registration POST %s: %d, want 404 or 401", p, r.status)
+		}
 	}
 	if r := b.do("POST", "/api/v1/auth/bootstrap", `{"token":"vgb_wrong","email":"a@example.org","name":"A","password":"`+strongPassword+`"}`); r.status != 410 {
 		t.Errorf("wrong bootstrap token: %d %s, want 410", r.status, r.body)
@@ -365,4 +370,35 @@ func decodeBase32(t *testing.T, s string) []byte {
 		}
 	}
 	return out
+}
+
+// TestRehashOnLogin is security requirement 19's upgrade: a hash with old
+// (weaker) parameters is rewritten with the current ones at sign-in.
+func TestRehashOnLogin(t *testing.T) {
+	w := newAccessWorld(t)
+	ctx := context.Background()
+	old := password.DefaultParams()
+	old.Memory = 4096
+	h, err := password.Hash(strongPassword, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.a.Store().CreateUser(ctx, store.User{ID: "u-old", Email: "old@example.org", Name: "Old", PasswordHash: h, CreatedAt: w.clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, w.a)
+	if r := b.do("POST", "/api/v1/auth/login", `{"email":"old@example.org","password":"`+strongPassword+`"}`); r.status != 200 {
+		t.Fatalf("login: %d %s", r.status, r.body)
+	}
+	u, err := w.a.Store().GetUser(ctx, "u-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := password.Parse(u.PasswordHash)
+	if err != nil || !p.AtLeast(password.DefaultParams()) || u.PasswordHash == h {
+		t.Fatalf("after login the hash is %q (%v), want current parameters", u.PasswordHash, err)
+	}
+	if ok, _, _ := password.Verify(u.PasswordHash, strongPassword, password.DefaultParams()); !ok {
+		t.Fatal("the rewritten hash does not verify")
+	}
 }

@@ -295,7 +295,8 @@ func TestBootstrapTokenShownOnce(t *testing.T) {
 	}
 }
 
-// Security row 40: no permissive shortcut in the production wiring.
+// Security rows 40, 25 and 27: no permissive shortcut in the production
+// wiring, no CSRF bypass, no string marked safe HTML.
 func TestNoPermissiveWiring(t *testing.T) {
 	a := vigiltest.StartApp(t, vigiltest.Config(t))
 	for _, id := range a.MQTTHookIDs() {
@@ -314,6 +315,15 @@ func TestNoPermissiveWiring(t *testing.T) {
 		}
 		if bytes.Contains(b, []byte("InsecureSkipVerify: true")) {
 			t.Errorf("%s sets InsecureSkipVerify", p)
+		}
+		// Security row 25: no bypass of the cross-origin (CSRF) check.
+		if bytes.Contains(b, []byte("AddInsecureBypassPattern")) {
+			t.Errorf("%s bypasses CrossOriginProtection", p)
+		}
+		// Security row 27: strings from users and devices go through
+		// html/template's escaping; nothing is marked safe HTML.
+		if bytes.Contains(b, []byte("template.HTML(")) {
+			t.Errorf("%s converts a string to template.HTML", p)
 		}
 		return nil
 	})

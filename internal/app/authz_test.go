@@ -249,6 +249,12 @@ func (w *authzWorld) call(caller, method, path, body string) (int, string) {
 		w.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	// Security row 26: the browser headers on every answer.
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") ||
+		!strings.Contains(csp, "object-src 'none'") || resp.Header.Get("X-Content-Type-Options") != "nosniff" ||
+		resp.Header.Get("Strict-Transport-Security") == "" || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		w.t.Errorf("%s %s: security headers missing: %v", method, path, resp.Header)
+	}
 	if resp.Header.Get("Content-Type") == "text/event-stream" {
 		return resp.StatusCode, ""
 	}
