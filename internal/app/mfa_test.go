@@ -194,4 +194,3 @@ func TestAuditDownFailsClosed(t *testing.T) {
 		t.Fatalf("alerts in the store: %v %+v", err, alerts)
 	}
 }
-
