@@ -370,3 +370,41 @@ func expect(rt web.Route, caller, person string) int {
 	}
 	return 0
 }
+
+// TestDisabledUserLosesFeed is security requirement 7 for users: a
+// supervisor watching the live feed is disabled; the stream ends within a
+// few seconds and the next request is refused.
+func TestDisabledUserLosesFeed(t *testing.T) {
+	w := newAuthzWorld(t)
+	cookie := w.session("supervisor")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+w.a.Addr("https")+"/api/v1/orgs/x/feed", nil)
+	req.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: cookie})
+	resp, err := w.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("feed: %d", resp.StatusCode)
+	}
+	if err := w.a.Store().SetUserDisabled(context.Background(), w.users["supervisor"], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	disabled := time.Now()
+	if _, err := io.Copy(io.Discard, resp.Body); ctx.Err() != nil {
+		t.Fatalf("the feed stayed open after the user was disabled: %v", err)
+	}
+	t.Logf("feed closed %v after the user was disabled", time.Since(disabled).Round(10*time.Millisecond))
+	req2, _ := http.NewRequest("GET", "https://"+w.a.Addr("https")+"/api/v1/orgs/x/people", nil)
+	req2.AddCookie(&http.Cookie{Name: web.SessionCookie, Value: cookie})
+	resp2, err := w.hc.Do(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != 401 {
+		t.Fatalf("next request of the disabled user: %d, want 401", resp2.StatusCode)
+	}
+}

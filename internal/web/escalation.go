@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -127,9 +128,34 @@ func (a *API) feed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "the live feed is not running")
 		return
 	}
-	if _, err := a.st.GetOrg(r.Context(), r.PathValue("org")); err != nil {
+	org := r.PathValue("org")
+	if _, err := a.st.GetOrg(r.Context(), org); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.feedHandler.ServeHTTP(w, r)
+	// The stream lives as long as the caller may see it: a signed-out,
+	// disabled or demoted user (or a revoked token) loses it within one
+	// check interval.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		t := time.NewTicker(feedRecheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				p, err := a.authenticate(r)
+				if err != nil || !p.MFA || !p.Can(org, auth.FeedRead) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	a.feedHandler.ServeHTTP(w, r.WithContext(ctx))
 }
+
+// feedRecheck is how often a live feed checks its caller may still see it.
+const feedRecheck = 2 * time.Second
