@@ -68,6 +68,9 @@ func (b *browser) do(method, path, body string) reply {
 	for k, v := range b.header {
 		req.Header[k] = v
 	}
+	if h := b.header.Get("Host"); h != "" {
+		req.Host = h
+	}
 	for _, c := range b.cookies {
 		req.AddCookie(c)
 	}
