@@ -37,7 +37,11 @@ func (a *App) setupAccess(ctx context.Context) error {
 		mailer = a.mail
 	}
 	var err error
-	a.auth, a.audit, err = buildAccess(a.cfg, a.store, a.deps.Clock, a.log, mailer)
+	a.auth, a.audit, err = buildAccess(a.cfg, a.store, a.deps.Clock, a.log, mailer, func(org, name string, data []byte) {
+		if _, err := a.hub.Publish(org, name, data); err != nil {
+			a.log.Warn("console notice not published", "org_id", org, "event", name, "err", err)
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -58,7 +62,7 @@ func (a *App) setupAccess(ctx context.Context) error {
 
 // buildAccess loads (or, on first use, creates) the install's secret files
 // and builds the audit log and the sign-in service on st.
-func buildAccess(c config.Config, st store.Store, clk clock.Clock, log *slog.Logger, mailer auth.Mailer) (*auth.Service, *audit.Log, error) {
+func buildAccess(c config.Config, st store.Store, clk clock.Clock, log *slog.Logger, mailer auth.Mailer, notice func(org, name string, data []byte)) (*auth.Service, *audit.Log, error) {
 	sealer, err := seal.LoadOrCreateKeyFile(filepath.Join(c.DataDir, sealKeyFile))
 	if err != nil {
 		return nil, nil, fmt.Errorf("seal key: %w", err)
@@ -73,7 +77,7 @@ func buildAccess(c config.Config, st store.Store, clk clock.Clock, log *slog.Log
 		return nil, nil, fmt.Errorf("session key: %w", err)
 	}
 	cfg := auth.Config{Clock: clk, Log: log.With("component", "auth"), BaseURL: c.Notify.BaseURL,
-		DeviceKey: skey, IdleTimeout: c.Auth.IdleTimeout, MaxLifetime: c.Auth.MaxLifetime, Mailer: mailer}
+		DeviceKey: skey, IdleTimeout: c.Auth.IdleTimeout, MaxLifetime: c.Auth.MaxLifetime, Mailer: mailer, Notice: notice}
 	if base := c.Notify.BaseURL; base != "" {
 		u, err := url.Parse(base)
 		if err != nil {
@@ -109,7 +113,7 @@ func OpenAccess(ctx context.Context, c config.Config, log *slog.Logger) (*Access
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	svc, al, err := buildAccess(c, st, clock.Real{}, log, nil)
+	svc, al, err := buildAccess(c, st, clock.Real{}, log, nil, nil)
 	if err != nil {
 		_ = st.Close()
 		return nil, err

@@ -194,3 +194,80 @@ func TestAuditDownFailsClosed(t *testing.T) {
 		t.Fatalf("alerts in the store: %v %+v", err, alerts)
 	}
 }
+
+// TestBreakGlass is security requirement 24's emergency access: provider
+// staff (who never see medical notes) give a reason and read one person's
+// notes for ten minutes; the console hears of it, the audit log has a
+// high-severity entry, and at the end of the ten minutes the access is gone.
+func TestBreakGlass(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC))
+	a, _ := vigiltest.StartAppWith(t, vigiltest.Config(t), app.Deps{Clock: clk})
+	ctx := context.Background()
+	st := a.Store()
+	if err := st.CreateOrg(ctx, store.Org{ID: "x", Name: "X", CreatedAt: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreatePerson(ctx, store.Person{ID: "res-1", OrgID: "x", Kind: store.PersonResident, Name: "Rae", CreatedAt: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetPersonNotes(ctx, "res-1", "insulin-dependent diabetic"); err != nil {
+		t.Fatal(err)
+	}
+	session := func(id string, role store.Role) *browser {
+		t.Helper()
+		if err := st.CreateUser(ctx, store.User{ID: id, Email: id + "@example.org", Name: id, CreatedAt: clk.Now(), Provider: role == store.RoleProvider}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutMembership(ctx, store.Membership{UserID: id, OrgID: "x", Role: role, CreatedAt: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		tok := id + "-session-0123456789abcdef0123456789"
+		if err := st.CreateWebSession(ctx, store.WebSession{IDHash: auth.HashToken(tok), UserID: id, CreatedAt: clk.Now(),
+			LastSeenAt: clk.Now(), ExpiresAt: clk.Now().Add(12 * time.Hour), MFAAt: clk.Now(), MFAMethod: "totp"}); err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t, a)
+		b.cookies["s"] = &http.Cookie{Name: "__Host-vigil_session", Value: tok}
+		return b
+	}
+	prov := session("prov", store.RoleProvider)
+	admin := session("adm", store.RoleAdmin)
+
+	// The admin's console is listening.
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(fctx, "GET", "https://"+a.Addr("https")+"/api/v1/orgs/x/feed", nil)
+	req.AddCookie(admin.cookies["s"])
+	feed, err := admin.hc.Do(req)
+	if err != nil || feed.StatusCode != 200 {
+		t.Fatalf("feed: %v %v", err, feed)
+	}
+	defer feed.Body.Close()
+
+	if r := prov.do("GET", "/api/v1/people/res-1", ""); r.status != 200 || strings.Contains(string(r.body), "insulin") {
+		t.Fatalf("provider before break-glass: %d %s (want the person without notes)", r.status, r.body)
+	}
+	if r := prov.do("POST", "/api/v1/people/res-1/break-glass", `{"reason":"x"}`); r.status != 400 {
+		t.Fatalf("break-glass without a real reason: %d %s, want 400", r.status, r.body)
+	}
+	if r := prov.do("POST", "/api/v1/people/res-1/break-glass", `{"reason":"ambulance crew asks about medication","minutes":10}`); r.status != 201 {
+		t.Fatalf("break-glass: %d %s", r.status, r.body)
+	}
+	if r := prov.do("GET", "/api/v1/people/res-1", ""); r.status != 200 || !strings.Contains(string(r.body), "insulin") {
+		t.Fatalf("provider under break-glass: %d %s (want the notes)", r.status, r.body)
+	}
+	sc := bufio.NewScanner(feed.Body)
+	for sc.Scan() && !strings.Contains(sc.Text(), "break_glass") {
+	}
+	if fctx.Err() != nil {
+		t.Fatal("the admin's console never heard of the break-glass")
+	}
+	recs, err := st.ListAudit(ctx, store.AuditFilter{OrgID: "x", Action: "break_glass"})
+	if err != nil || len(recs) != 1 || recs[0].Severity != "high" || recs[0].Actor != "prov" || strings.Contains(recs[0].Details, "medication") {
+		t.Fatalf("audit of the break-glass: %v %+v (want one high-severity entry without the reason's text)", err, recs)
+	}
+	clk.Advance(10 * time.Minute)
+	if r := prov.do("GET", "/api/v1/people/res-1", ""); r.status != 200 || strings.Contains(string(r.body), "insulin") {
+		t.Fatalf("provider after the grant expired: %d %s (want no notes)", r.status, r.body)
+	}
+}

@@ -45,14 +45,20 @@ const (
 	TokensWrite Permission = "tokens.write"
 	AuditRead   Permission = "audit.read"
 	OrgSettings Permission = "org.settings" // e.g. require WebAuthn
+	// BreakGlass: in an emergency, read one person's details beyond what
+	// the role shows, for a short time, with a reason; admins are told.
+	BreakGlass Permission = "people.break_glass"
 )
+
+// breakGlassGrants is what a break-glass grant allows on its one person.
+var breakGlassGrants = []Permission{PeopleRead, MedicalRead, ContactsRead, AlertsRead, SessionsRead}
 
 // All is every permission, in a stable order.
 var All = []Permission{
 	AlertsRead, AlertsRespond, AlertsCancel, SessionsRead, SessionsWrite,
 	PresetsRead, PresetsWrite, EscalationRead, EscalationWrite, FeedRead, ReportsRead, ZonesRead, ZonesWrite,
 	PeopleRead, PeopleWrite, MedicalRead, ContactsRead, ContactsWrite, DevicesRead, DevicesWrite,
-	UsersRead, UsersWrite, TeamsRead, TeamsWrite, TokensRead, TokensWrite, AuditRead, OrgSettings,
+	UsersRead, UsersWrite, TeamsRead, TeamsWrite, TokensRead, TokensWrite, AuditRead, OrgSettings, BreakGlass,
 }
 
 // Roles is every role, in a stable order.
@@ -71,16 +77,16 @@ var roleTable = map[store.Role][]Permission{
 	store.RoleProvider: without(All, MedicalRead),
 	store.RoleSupervisor: {
 		AlertsRead, AlertsRespond, SessionsRead, SessionsWrite, PresetsRead, EscalationRead, FeedRead,
-		ReportsRead, ZonesRead, ZonesWrite, PeopleRead, MedicalRead, ContactsRead, DevicesRead, UsersRead, TeamsRead,
+		ReportsRead, ZonesRead, ZonesWrite, PeopleRead, MedicalRead, ContactsRead, DevicesRead, UsersRead, TeamsRead, BreakGlass,
 	},
 	store.RoleResponder: {
-		AlertsRead, AlertsRespond, SessionsRead, FeedRead, ZonesRead, PeopleRead, MedicalRead, ContactsRead,
+		AlertsRead, AlertsRespond, SessionsRead, FeedRead, ZonesRead, PeopleRead, MedicalRead, ContactsRead, BreakGlass,
 	},
 	store.RoleAuditor: {
 		AlertsRead, SessionsRead, PresetsRead, EscalationRead, ReportsRead, ZonesRead, PeopleRead,
 		DevicesRead, UsersRead, TeamsRead, TokensRead, AuditRead,
 	},
-	store.RoleWorker: {AlertsRead, AlertsCancel, SessionsRead, SessionsWrite, PresetsRead, PeopleRead},
+	store.RoleWorker: {AlertsRead, AlertsCancel, SessionsRead, SessionsWrite, PresetsRead, PeopleRead, BreakGlass},
 	store.RoleCarer:  {AlertsRead, PeopleRead},
 }
 

@@ -18,6 +18,7 @@ type Principal struct {
 
 	roles   map[string]store.Role // organisation → role
 	carerOf map[string]bool       // people linked to a carer
+	glass   map[string]string     // person → organisation of a live break-glass grant
 
 	// TokenID is set when an API token authenticated the call; the token
 	// reaches only TokenOrg with TokenPerms.
@@ -166,6 +167,9 @@ func (p *Principal) DecideFor(org, personID string, perm Permission) Decision {
 	if !p.Member(org) {
 		return Hide
 	}
+	if personID != "" && p.glass[personID] == org && slices.Contains(breakGlassGrants, perm) {
+		return Allow
+	}
 	if p.Scoped(org) && !p.SeesPerson(org, personID) {
 		return Hide
 	}
@@ -173,6 +177,11 @@ func (p *Principal) DecideFor(org, personID string, perm Permission) Decision {
 		return Forbid
 	}
 	return Allow
+}
+
+// BrokeGlass reports whether a live break-glass grant covers personID.
+func (p *Principal) BrokeGlass(org, personID string) bool {
+	return p != nil && personID != "" && p.glass[personID] == org && p.Member(org)
 }
 
 // NewPrincipal builds a user principal from their memberships (for tests

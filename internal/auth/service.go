@@ -105,9 +105,12 @@ type Config struct {
 	// DeviceKey signs the device cookie of browsers that signed in before
 	// (exempt from account-wide throttling). Per install, random.
 	DeviceKey []byte
-	Guard     *guard.Guard  // default guard.New with the clock
-	WebAuthn  *mfa.WebAuthn // nil: passkeys off
-	Mailer    Mailer        // nil: links are only returned to admins
+	Guard     *guard.Guard // default guard.New with the clock
+	// Notice tells an organisation's live console about a security event
+	// (a break-glass grant); nil: not told.
+	Notice   func(org, name string, data []byte)
+	WebAuthn *mfa.WebAuthn // nil: passkeys off
+	Mailer   Mailer        // nil: links are only returned to admins
 }
 
 // Service is the authentication and account service.
@@ -568,7 +571,18 @@ func (s *Service) principal(ctx context.Context, u store.User) (*Principal, erro
 			break
 		}
 	}
-	return NewPrincipal(u, ms, carer), nil
+	p := NewPrincipal(u, ms, carer)
+	gs, err := s.st.ListBreakGlass(ctx, u.ID, s.clk.Now())
+	if err != nil {
+		return nil, fmt.Errorf("break-glass grants: %w", err)
+	}
+	if len(gs) > 0 {
+		p.glass = make(map[string]string, len(gs))
+		for _, g := range gs {
+			p.glass[g.PersonID] = g.OrgID
+		}
+	}
+	return p, nil
 }
 
 // Logout ends one session.

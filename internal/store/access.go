@@ -120,6 +120,18 @@ type Team struct {
 	Members   []string // user ids, sorted
 }
 
+// BreakGlass is an emergency grant: UserID may read PersonID's details
+// until ExpiresAt, for the Reason given (free text: personal data).
+type BreakGlass struct {
+	ID        string
+	OrgID     string
+	UserID    string
+	PersonID  string
+	Reason    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 // AccessStore keeps users, their roles and credentials. Unknown ids give
 // ErrNotFound; duplicates (an email, a team name in its organisation, an
 // id) give ErrConflict.
@@ -201,6 +213,10 @@ type AccessStore interface {
 	ListAPITokens(ctx context.Context, orgID string) ([]APIToken, error) // newest first
 	RevokeAPIToken(ctx context.Context, id string, at time.Time) error
 	TouchAPIToken(ctx context.Context, id string, at time.Time) error
+
+	CreateBreakGlass(ctx context.Context, g BreakGlass) error
+	// ListBreakGlass lists a user's grants that are still valid at at.
+	ListBreakGlass(ctx context.Context, userID string, at time.Time) ([]BreakGlass, error)
 
 	CreateResetToken(ctx context.Context, t ResetToken) error
 	// UseResetToken marks an unused, unexpired token used and returns it;

@@ -151,7 +151,7 @@ func (a *API) getPerson(w http.ResponseWriter, r *http.Request) {
 	caller := principalOf(r)
 	v := personOut(p)
 	details := map[string]string{}
-	if caller.Can(p.OrgID, auth.MedicalRead) {
+	if caller.DecideFor(p.OrgID, p.ID, auth.MedicalRead) == auth.Allow {
 		notes, err := a.dir.GetPersonNotes(r.Context(), p.ID)
 		if err != nil {
 			a.fail(w, r, err)
@@ -160,7 +160,7 @@ func (a *API) getPerson(w http.ResponseWriter, r *http.Request) {
 		v.MedicalNotes = &notes
 		details["medical_notes"] = "true"
 	}
-	if caller.Can(p.OrgID, auth.ContactsRead) {
+	if caller.DecideFor(p.OrgID, p.ID, auth.ContactsRead) == auth.Allow {
 		cs, err := a.dir.ListContacts(r.Context(), p.ID)
 		if err != nil {
 			a.fail(w, r, err)

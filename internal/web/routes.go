@@ -81,6 +81,9 @@ var coreRoutes = []Route{
 	{"POST /api/v1/orgs/{org}/zones", OrgPerm, auth.ZonesWrite, func(a *API) http.HandlerFunc { return a.importZones }},
 	{"GET /api/v1/zones/{id}", ObjPerm, auth.ZonesRead, func(a *API) http.HandlerFunc { return a.getZone }},
 	{"DELETE /api/v1/zones/{id}", ObjPerm, auth.ZonesWrite, func(a *API) http.HandlerFunc { return a.deleteZone }},
+
+	// Emergency access to one person.
+	{"POST /api/v1/people/{id}/break-glass", ObjPerm, auth.BreakGlass, func(a *API) http.HandlerFunc { return a.breakGlass }},
 }
 
 // Handler returns the API's mux: every route behind its guard, cross-origin

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditFilter", testAuditFilter},
 		{"AuditCheckpoints", testAuditCheckpoints},
 		{"AccessUsers", testAccessUsers},
+		{"AccessBreakGlass", testAccessBreakGlass},
 		{"AccessTOTP", testAccessTOTP},
 		{"AccessMemberships", testAccessMemberships},
 		{"AccessCarers", testAccessCarers},

@@ -1,0 +1,43 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"vigil/internal/store"
+)
+
+// CreateBreakGlass stores an emergency grant.
+func (s *Store) CreateBreakGlass(ctx context.Context, g store.BreakGlass) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO break_glass (id, org_id, user_id, person_id, reason, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		g.ID, g.OrgID, g.UserID, g.PersonID, g.Reason, epochNS(orNow(g.CreatedAt)), epochNS(g.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("create break-glass grant %s: %w", g.ID, classify(err))
+	}
+	return nil
+}
+
+// ListBreakGlass lists a user's grants still valid at at, oldest first.
+func (s *Store) ListBreakGlass(ctx context.Context, userID string, at time.Time) ([]store.BreakGlass, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, user_id, person_id, reason, created_at, expires_at FROM break_glass
+		WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, id COLLATE "C"`, userID, epochNS(at))
+	if err != nil {
+		return nil, fmt.Errorf("list break-glass grants of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []store.BreakGlass
+	for rows.Next() {
+		var g store.BreakGlass
+		var c, e int64
+		if err := rows.Scan(&g.ID, &g.OrgID, &g.UserID, &g.PersonID, &g.Reason, &c, &e); err != nil {
+			return nil, fmt.Errorf("list break-glass grants of %s: %w", userID, err)
+		}
+		g.CreatedAt, g.ExpiresAt = fromEpochNS(c), fromEpochNS(e)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list break-glass grants of %s: %w", userID, err)
+	}
+	return out, nil
+}
