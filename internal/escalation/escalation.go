@@ -60,6 +60,14 @@ type Store interface {
 	BeginDelivery(ctx context.Context, d store.Delivery) (store.Delivery, bool, error)
 	FinishDelivery(ctx context.Context, d store.Delivery) error
 	ListDeliveries(ctx context.Context, alertID string) ([]store.Delivery, error)
+
+	// For recipients named by user, role, team, contacts or carers.
+	GetUser(ctx context.Context, id string) (store.User, error)
+	ListUsers(ctx context.Context, orgID string) ([]store.User, error)
+	ListMemberships(ctx context.Context, userID string) ([]store.Membership, error)
+	GetTeam(ctx context.Context, id string) (store.Team, error)
+	ListContacts(ctx context.Context, personID string) ([]store.Contact, error)
+	ListCarerPeople(ctx context.Context, userID string) ([]string, error)
 }
 
 // Config tunes an Engine. The zero value works.
@@ -362,7 +370,7 @@ func (e *Engine) fire(ctx context.Context, alertID string) error {
 		if def, err := e.policyFor(ctx, a.OrgID, DefaultKind); err == nil && a.Kind != DefaultKind {
 			rs = append(rs, def.Admins...)
 		}
-		e.deliverAll(ctx, a, dedupe(rs), notify.EventExhausted, pt, "exhausted")
+		e.deliverAll(ctx, a, dedupe(e.resolve(ctx, a, rs)), notify.EventExhausted, pt, "exhausted")
 		x.State, x.StopReason = store.EscalationExhausted, "no acknowledgement"
 		_, err := e.st.UpdateEscalation(ctx, x)
 		if errors.Is(err, store.ErrConflict) {
@@ -375,7 +383,7 @@ func (e *Engine) fire(ctx context.Context, alertID string) error {
 	if pt.Step == 0 && pt.Attempt == 0 {
 		ev = notify.EventRaised
 	}
-	e.deliverAll(ctx, a, step.Recipients, ev, pt, stepName(pt.Step, step))
+	e.deliverAll(ctx, a, dedupe(e.resolve(ctx, a, step.Recipients)), ev, pt, stepName(pt.Step, step))
 	next := p.Next(pt, x.StartedAt, e.clk.Now())
 	x.Step, x.Attempt, x.NextAt = next.Step, next.Attempt, next.At
 	if _, err := e.st.UpdateEscalation(ctx, x); errors.Is(err, store.ErrConflict) {
@@ -571,6 +579,14 @@ func (e *Engine) message(ctx context.Context, a store.Alert, ev notify.Event, pt
 type ReplyStore interface {
 	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
 	ListDeliveries(ctx context.Context, alertID string) ([]store.Delivery, error)
+
+	// For recipients named by user, role, team, contacts or carers.
+	GetUser(ctx context.Context, id string) (store.User, error)
+	ListUsers(ctx context.Context, orgID string) ([]store.User, error)
+	ListMemberships(ctx context.Context, userID string) ([]store.Membership, error)
+	GetTeam(ctx context.Context, id string) (store.Team, error)
+	ListContacts(ctx context.Context, personID string) ([]store.Contact, error)
+	ListCarerPeople(ctx context.Context, userID string) ([]string, error)
 }
 
 // MatchReply finds the raised alert an SMS reply from a number

@@ -475,3 +475,101 @@ func TestMatchReply(t *testing.T) {
 		}
 	}
 }
+
+// TestPeopleRecipients: steps name people instead of addresses — a role,
+// a team, a user, the person's emergency contacts and carers — resolved
+// when the step fires. Disabled users, users of other organisations and,
+// on a duress alert, the wearer's own account are left out.
+func TestPeopleRecipients(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	st := w.st
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.CreateOrg(ctx, store.Org{ID: "other", Name: "Other"}))
+	for _, u := range []struct {
+		id, email, org string
+		role           store.Role
+		person         string
+		disabled       bool
+	}{
+		{"u-sup", "sup@example.org", "acme", store.RoleSupervisor, "", false},
+		{"u-sup-off", "gone@example.org", "acme", store.RoleSupervisor, "", true},
+		{"u-ann", "ann@example.org", "acme", store.RoleSupervisor, "p1", false}, // the wearer herself
+		{"u-other", "other@example.org", "other", store.RoleSupervisor, "", false},
+		{"u-carer", "carer@example.org", "acme", store.RoleCarer, "", false},
+		{"u-mgr", "mgr@example.org", "acme", store.RoleAdmin, "", false},
+	} {
+		must(st.CreateUser(ctx, store.User{ID: u.id, Email: u.email, Name: u.id, PersonID: u.person, CreatedAt: w.t0}))
+		must(st.PutMembership(ctx, store.Membership{UserID: u.id, OrgID: u.org, Role: u.role, CreatedAt: w.t0}))
+		if u.disabled {
+			must(st.SetUserDisabled(ctx, u.id, w.t0))
+		}
+	}
+	must(st.LinkCarer(ctx, "u-carer", "p1"))
+	must(st.CreateTeam(ctx, store.Team{ID: "night", OrgID: "acme", Name: "Night", CreatedAt: w.t0}))
+	must(st.AddTeamMember(ctx, "night", "u-mgr"))
+	must(st.PutContact(ctx, store.Contact{ID: "c1", OrgID: "acme", PersonID: "p1", Name: "Sis", Phone: "+447700900555", Email: "sis@example.org", CreatedAt: w.t0}))
+	policy := `{"steps": [
+	  {"recipients": [{"channel": "email", "role": "supervisor"}, {"channel": "sms", "contacts": true}], "wait": "60s"},
+	  {"recipients": [{"channel": "email", "team": "night"}, {"channel": "email", "carers": true}, {"channel": "email", "user": "u-other"}], "wait": "60s"}
+	]}`
+	if _, err := escalation.ParsePolicy([]byte(policy)); err != nil {
+		t.Fatal(err)
+	}
+	must(st.PutEscalationPolicy(ctx, "acme", "sos", policy, w.t0))
+
+	w.raise("a1")
+	w.want("step 1: supervisors and contacts", "0s email:ann@example.org raised 0/0", "0s email:sup@example.org raised 0/0",
+		"0s sms:+447700900555 raised 0/0")
+	w.settled("a1", 1, 0)
+	w.at(time.Minute)
+	w.want("step 2: the team and the carer, not another organisation's user",
+		"0s email:ann@example.org raised 0/0", "0s email:sup@example.org raised 0/0", "0s sms:+447700900555 raised 0/0",
+		"1m0s email:mgr@example.org reminder 1/0", "1m0s email:carer@example.org reminder 1/0")
+}
+
+func TestPeopleRecipientsSkipTheWearerOnDuress(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	for _, err := range []error{
+		w.st.CreateUser(ctx, store.User{ID: "u-ann", Email: "ann@example.org", Name: "Ann", PersonID: "p1", CreatedAt: w.t0}),
+		w.st.PutMembership(ctx, store.Membership{UserID: "u-ann", OrgID: "acme", Role: store.RoleSupervisor, CreatedAt: w.t0}),
+		w.st.CreateUser(ctx, store.User{ID: "u-sup", Email: "sup@example.org", Name: "Sue", CreatedAt: w.t0}),
+		w.st.PutMembership(ctx, store.Membership{UserID: "u-sup", OrgID: "acme", Role: store.RoleSupervisor, CreatedAt: w.t0}),
+		w.st.PutEscalationPolicy(ctx, "acme", "duress", `{"steps":[{"recipients":[{"channel":"email","role":"supervisor"}],"wait":"60s"}]}`, w.t0),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := w.clk.Now()
+	a, _, err := w.st.RaiseAlert(ctx, store.Alert{ID: "d1", OrgID: "acme", DeviceID: "d1", PersonID: "p1", Kind: "duress", Severity: "critical",
+		State: store.AlertRaised, DedupKey: "duress:d1", RaisedAt: now, CauseTime: now, Duress: true},
+		store.AlertEntry{At: now, Actor: "device:d1", Action: "raised", Cause: "ev:duress"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.eng.Observe(a)
+	w.want("only the other supervisor", "0s email:sup@example.org raised 0/0")
+}
+
+func TestPeopleRecipientValidation(t *testing.T) {
+	for _, c := range []struct{ policy, field string }{
+		{`{"steps":[{"recipients":[{"channel":"sms","role":"supervisor"}],"wait":"60s"}]}`, "steps[0].recipients[0].channel"},
+		{`{"steps":[{"recipients":[{"channel":"email","role":"boss"}],"wait":"60s"}]}`, "steps[0].recipients[0].role"},
+		{`{"steps":[{"recipients":[{"channel":"email","role":"admin","team":"t"}],"wait":"60s"}]}`, "steps[0].recipients[0]"},
+		{`{"steps":[{"recipients":[{"channel":"email","user":"u1","address":"a@example.org"}],"wait":"60s"}]}`, "steps[0].recipients[0].address"},
+		{`{"steps":[{"recipients":[{"channel":"webhook","contacts":true}],"wait":"60s"}]}`, "steps[0].recipients[0].channel"},
+	} {
+		_, err := escalation.ParsePolicy([]byte(c.policy))
+		var fe *escalation.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("%s: %v, want a field error on %s", c.policy, err, c.field)
+		}
+	}
+}

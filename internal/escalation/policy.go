@@ -63,6 +63,20 @@ type Recipient struct {
 	Channel string `json:"channel"`
 	Address string `json:"address,omitempty"`
 	Name    string `json:"name,omitempty"`
+
+	// Instead of an address, whom to reach; resolved to addresses when the
+	// step fires, so a policy follows staff changes. Users are reached by
+	// e-mail (their sign-in address); contacts by e-mail or SMS.
+	User     string `json:"user,omitempty"`     // one user of the organisation, by id
+	Role     string `json:"role,omitempty"`     // every enabled member with this role ("supervisor", "admin", …)
+	Team     string `json:"team,omitempty"`     // every member of one of the organisation's teams, by id
+	Contacts bool   `json:"contacts,omitempty"` // the alert's person's emergency contacts, by priority
+	Carers   bool   `json:"carers,omitempty"`   // the carers linked to the alert's person
+}
+
+// selector reports whether r names people rather than an address.
+func (r Recipient) selector() bool {
+	return r.User != "" || r.Role != "" || r.Team != "" || r.Contacts || r.Carers
 }
 
 // Duration is a time.Duration written as "90s" or "2m" in JSON.
@@ -146,9 +160,35 @@ func (p Policy) Validate() error {
 
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
+// roles a Role recipient may name (the roles of internal/auth).
+var recipientRoles = []string{"admin", "provider", "supervisor", "responder", "auditor", "worker", "carer"}
+
 func validRecipients(field string, rs []Recipient) error {
 	for i, r := range rs {
 		f := fmt.Sprintf("%s[%d]", field, i)
+		if r.selector() {
+			n := 0
+			for _, set := range []bool{r.User != "", r.Role != "", r.Team != "", r.Contacts, r.Carers} {
+				if set {
+					n++
+				}
+			}
+			switch {
+			case n > 1:
+				return &FieldError{f, "name one of user, role, team, contacts or carers"}
+			case r.Address != "":
+				return &FieldError{f + ".address", "give an address or whom to reach (user, role, team, contacts, carers), not both"}
+			case r.Role != "" && !slices.Contains(recipientRoles, r.Role):
+				return &FieldError{f + ".role", "want one of " + strings.Join(recipientRoles, ", ")}
+			case len(r.User) > 100 || len(r.Team) > 100:
+				return &FieldError{f, "id too long"}
+			case r.Contacts && r.Channel != ChannelEmail && r.Channel != ChannelSMS:
+				return &FieldError{f + ".channel", "contacts are reached by email or sms"}
+			case !r.Contacts && r.Channel != ChannelEmail:
+				return &FieldError{f + ".channel", "users are reached by email (their sign-in address)"}
+			}
+			continue
+		}
 		switch r.Channel {
 		case ChannelConsole:
 			if r.Address != "" {
