@@ -3,13 +3,17 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +21,7 @@ import (
 	"vigil/internal/audit"
 	"vigil/internal/auth"
 	"vigil/internal/auth/mfa"
+	"vigil/internal/auth/oidc"
 	"vigil/internal/clock"
 	"vigil/internal/config"
 	"vigil/internal/seal"
@@ -87,7 +92,36 @@ func buildAccess(c config.Config, st store.Store, clk clock.Clock, log *slog.Log
 			return nil, nil, fmt.Errorf("webauthn: %w", err)
 		}
 	}
+	if c.Auth.OIDCIssuer != "" {
+		hc, err := idpClient(c.Notify.OutboundCAFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.SSO = auth.NewSSO(oidc.Config{Issuer: c.Auth.OIDCIssuer, ClientID: c.Auth.OIDCClientID,
+			ClientSecret: c.Auth.OIDCClientSecret.Reveal(), RedirectURL: strings.TrimRight(c.Notify.BaseURL, "/") + "/api/v1/auth/oidc/callback",
+			HTTPClient: hc, Clock: clk})
+	}
 	return auth.New(st, sealer, al, cfg), al, nil
+}
+
+// idpClient reaches the identity provider: system roots plus the
+// configured private CA, a timeout on every request.
+func idpClient(caFile string) (*http.Client, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("notify.outbound_ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("notify.outbound_ca_file %s: no PEM certificate in it", caFile)
+		}
+	}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}, nil
 }
 
 // Access is the store, the audit log and the sign-in service of the

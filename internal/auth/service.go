@@ -110,6 +110,7 @@ type Config struct {
 	// (a break-glass grant); nil: not told.
 	Notice   func(org, name string, data []byte)
 	WebAuthn *mfa.WebAuthn // nil: passkeys off
+	SSO      *SSO          // nil: no single sign-on
 	Mailer   Mailer        // nil: links are only returned to admins
 }
 
@@ -370,6 +371,9 @@ type LoginResult struct {
 	MustEnrol bool     // no second factor yet: enrol one before anything else
 	// DeviceCookie marks this browser as one that signed in before.
 	DeviceCookie string
+	// MFADone: the session has its second factor already (single sign-on
+	// with a provider that asserted one).
+	MFADone bool
 }
 
 // Login checks a password. Unknown e-mail, wrong password and disabled

@@ -114,6 +114,13 @@ type AuthConfig struct {
 	// HIPAA automatic logoff); MaxLifetime ends any session (default 12 h).
 	IdleTimeout time.Duration
 	MaxLifetime time.Duration
+	// OIDCIssuer turns on single sign-on with an OpenID Connect identity
+	// provider (https URL; needs notify.base_url for the callback).
+	// Users sign in with it only once an admin created their account with
+	// the same, verified, e-mail address.
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret Secret
 }
 
 // NotifyConfig is how escalation reaches people: links in messages, and
@@ -320,6 +327,17 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.MaxLifetime < c.Auth.IdleTimeout || c.Auth.MaxLifetime > 7*24*time.Hour {
 		bad("auth.max_lifetime", "want from auth.idle_timeout to 168h, got %v", c.Auth.MaxLifetime)
+	}
+	if c.Auth.OIDCIssuer != "" {
+		if u, err := url.Parse(c.Auth.OIDCIssuer); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			bad("auth.oidc_issuer", "want the identity provider's https URL")
+		}
+		if c.Auth.OIDCClientID == "" {
+			bad("auth.oidc_client_id", "required with auth.oidc_issuer")
+		}
+		if c.Notify.BaseURL == "" {
+			bad("notify.base_url", "required with auth.oidc_issuer: the callback URL is built from it")
+		}
 	}
 	c.Notify.validate(bad)
 	sf := c.Safety

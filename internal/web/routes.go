@@ -28,6 +28,8 @@ var coreRoutes = []Route{
 	{"POST /api/v1/auth/login", Public, "", func(a *API) http.HandlerFunc { return a.login }},
 	{"POST /api/v1/auth/reset", Public, "", func(a *API) http.HandlerFunc { return a.requestReset }},
 	{"POST /api/v1/auth/reset/confirm", Public, "", func(a *API) http.HandlerFunc { return a.confirmReset }},
+	{"GET /api/v1/auth/oidc/login", Public, "", func(a *API) http.HandlerFunc { return a.ssoLogin }},
+	{"GET /api/v1/auth/oidc/callback", Public, "", func(a *API) http.HandlerFunc { return a.ssoCallback }},
 	{"GET /api/v1/auth/me", PreMFA, "", func(a *API) http.HandlerFunc { return a.me }},
 	{"POST /api/v1/auth/logout", PreMFA, "", func(a *API) http.HandlerFunc { return a.logout }},
 	{"POST /api/v1/auth/totp", PreMFA, "", func(a *API) http.HandlerFunc { return a.verifyTOTP }},
