@@ -156,6 +156,9 @@ func (p *Provider) Format(f fmt.State, _ rune) {
 
 // LogValue hides the client secret from slog.
 func (p *Provider) LogValue() slog.Value {
+	if p == nil {
+		return slog.StringValue("oidc.Provider(nil)")
+	}
 	return slog.GroupValue(slog.String("issuer", p.issuer), slog.String("client_id", p.oauth.ClientID))
 }
 
@@ -330,7 +333,7 @@ func (p *Provider) Finish(ctx context.Context, pending []byte, state, code strin
 	}
 	now := p.clock.Now()
 	if now.After(pd.created.Add(p.pendingTTL)) || now.Before(pd.created.Add(-pendingSkew)) {
-		return Identity{}, fmt.Errorf("%w: login was started more than %v ago", ErrState, p.pendingTTL)
+		return Identity{}, fmt.Errorf("%w: login was not started within the last %v", ErrState, p.pendingTTL)
 	}
 	if subtle.ConstantTimeCompare([]byte(state), []byte(pd.stateString())) != 1 {
 		return Identity{}, fmt.Errorf("%w: callback state differs from the pending login", ErrState)

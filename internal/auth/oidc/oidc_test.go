@@ -292,25 +292,33 @@ func newProvider(tb testing.TB, f *fakeIdP, edit func(*oidc.Config)) (*oidc.Prov
 // callback's state and code off the redirect.
 func login(tb testing.TB, f *fakeIdP, p *oidc.Provider) (pending []byte, state, code string) {
 	tb.Helper()
+	pending, state, code, err := tryLogin(f, p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pending, state, code
+}
+
+func tryLogin(f *fakeIdP, p *oidc.Provider) (pending []byte, state, code string, err error) {
 	authURL, pending, err := p.Begin()
 	if err != nil {
-		tb.Fatalf("Begin: %v", err)
+		return nil, "", "", fmt.Errorf("Begin: %w", err)
 	}
 	c := f.client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Get(authURL)
 	if err != nil {
-		tb.Fatalf("GET authorize: %v", err)
+		return nil, "", "", fmt.Errorf("GET authorize: %w", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound {
-		tb.Fatalf("authorize answered %s, want 302", resp.Status)
+		return nil, "", "", fmt.Errorf("authorize answered %s, want 302", resp.Status)
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || !strings.HasPrefix(loc.String(), redirectURL+"?") {
-		tb.Fatalf("authorize redirected to %q, want %s?…", resp.Header.Get("Location"), redirectURL)
+		return nil, "", "", fmt.Errorf("authorize redirected to %q, want %s?…", resp.Header.Get("Location"), redirectURL)
 	}
-	return pending, loc.Query().Get("state"), loc.Query().Get("code")
+	return pending, loc.Query().Get("state"), loc.Query().Get("code"), nil
 }
 
 // assertNoLeak fails if err's text quotes a secret.
@@ -723,10 +731,34 @@ func TestNewRefuses(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantText) {
 				t.Errorf("err = %q, want it to name %q", err, tt.wantText)
 			}
+			if len(err.Error()) > 600 {
+				t.Errorf("error is %d bytes long, want it short", len(err.Error()))
+			}
 			t.Logf("err = %v", err)
 			assertNoLeak(t, err)
 		})
 	}
+}
+
+// TestConcurrentLogins runs logins through one Provider at once (run with
+// -race).
+func TestConcurrentLogins(t *testing.T) {
+	f := newIdP(t)
+	p, _ := newProvider(t, f, nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			pending, state, code, err := tryLogin(f, p)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := p.Finish(t.Context(), pending, state, code); err != nil {
+				t.Errorf("Finish: %v", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestPrintsNoSecrets proves Config, Provider and Identity print and log
