@@ -145,6 +145,13 @@ func TestAccountMailLinks(t *testing.T) {
 			t.Errorf("mail %d carries the request's host:\n%s", i, m.raw)
 		}
 	}
+	// Someone guesses Nina's password: she hears of it once.
+	for i := 0; i < 12; i++ {
+		anon.do("POST", "/api/v1/auth/login", `{"email":"nina@example.org","password":"`+strongPassword+`"}`)
+	}
+	if m := waitMails(t, sink, 3)[2]; len(m.to) != 1 || m.to[0] != "nina@example.org" || !strings.Contains(m.raw, "failed sign-ins") {
+		t.Errorf("throttle notice: to %v:\n%s", m.to, m.raw)
+	}
 	if !strings.Contains(mails[0].raw, "https://vigil.example.org/set-password#token=") ||
 		!strings.Contains(mails[1].raw, "https://vigil.example.org/reset-password#token=") {
 		t.Errorf("mails lack the links built from the base URL:\n%s\n---\n%s", mails[0].raw, mails[1].raw)

@@ -15,6 +15,7 @@ import (
 
 	"vigil/internal/app"
 	"vigil/internal/auth"
+	"vigil/internal/auth/mfa"
 	"vigil/internal/auth/mfa/mfatest"
 	"vigil/internal/clock"
 	"vigil/internal/event"
@@ -269,5 +270,72 @@ func TestBreakGlass(t *testing.T) {
 	clk.Advance(10 * time.Minute)
 	if r := prov.do("GET", "/api/v1/people/res-1", ""); r.status != 200 || strings.Contains(string(r.body), "insulin") {
 		t.Fatalf("provider after the grant expired: %d %s (want no notes)", r.status, r.body)
+	}
+}
+
+// TestRequireWebAuthnAndTokens: an organisation that requires passkeys
+// refuses TOTP and recovery codes for its users; an API token works until
+// it expires or is revoked.
+func TestRequireWebAuthnAndTokens(t *testing.T) {
+	w := newAccessWorld(t)
+	admin, secret, codes := w.enrolledAdmin(t)
+	if r := admin.do("POST", "/api/v1/orgs", `{"id":"acme","name":"Acme"}`); r.status != 201 {
+		t.Fatalf("org: %d %s", r.status, r.body)
+	}
+	r := admin.do("POST", "/api/v1/orgs/acme/tokens", `{"name":"ci","permissions":["alerts.read"],"expires_in":"1h"}`)
+	if r.status != 201 {
+		t.Fatalf("token: %d %s", r.status, r.body)
+	}
+	tok := r.json(t)["token"].(string)
+	id := r.json(t)["id"].(string)
+	if r := admin.do("POST", "/api/v1/orgs/acme/tokens", `{"name":"x","permissions":["no.such"],"expires_in":"1h"}`); r.status != 400 {
+		t.Fatalf("token with an unknown permission: %d %s", r.status, r.body)
+	}
+	bearer := newBrowser(t, w.a)
+	bearer.header.Set("Authorization", "Bearer "+tok)
+	if r := bearer.do("GET", "/api/v1/alerts?org=acme", ""); r.status != 200 {
+		t.Fatalf("token: %d %s", r.status, r.body)
+	}
+	if r := bearer.do("GET", "/api/v1/orgs/acme/users", ""); r.status != 403 {
+		t.Fatalf("token beyond its permissions: %d %s, want 403", r.status, r.body)
+	}
+	w.clk.Advance(time.Hour)
+	if r := bearer.do("GET", "/api/v1/alerts?org=acme", ""); r.status != 401 {
+		t.Fatalf("expired token: %d, want 401", r.status)
+	}
+	// A fresh sign-in for the admin (the last one idled out).
+	admin = newBrowser(t, w.a)
+	admin.do("POST", "/api/v1/auth/login", `{"email":"ada@example.org","password":"`+strongPassword+`"}`)
+	if r := admin.do("POST", "/api/v1/auth/totp", `{"code":"`+mfa.TOTPCode(secret, w.clk.Now())+`"}`); r.status != 200 {
+		t.Fatalf("totp: %d %s", r.status, r.body)
+	}
+	r = admin.do("POST", "/api/v1/orgs/acme/tokens", `{"name":"ci2","permissions":["alerts.read"],"expires_in":"24h"}`)
+	tok2, id2 := r.json(t)["token"].(string), r.json(t)["id"].(string)
+	if id2 == id {
+		t.Fatal("token ids repeat")
+	}
+	if r := admin.do("DELETE", "/api/v1/orgs/acme/tokens/"+id2, ""); r.status != 204 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	bearer.header.Set("Authorization", "Bearer "+tok2)
+	if r := bearer.do("GET", "/api/v1/alerts?org=acme", ""); r.status != 401 {
+		t.Fatalf("revoked token: %d, want 401", r.status)
+	}
+
+	// Passkeys required: TOTP and recovery codes no longer sign in.
+	if r := admin.do("PUT", "/api/v1/orgs/acme/settings", `{"require_webauthn":true}`); r.status != 200 {
+		t.Fatalf("settings: %d %s", r.status, r.body)
+	}
+	b := newBrowser(t, w.a)
+	r = b.do("POST", "/api/v1/auth/login", `{"email":"ada@example.org","password":"`+strongPassword+`"}`)
+	if r.status != 200 || strings.Contains(string(r.body), "totp") {
+		t.Fatalf("login: %d %s (want no totp among the methods)", r.status, r.body)
+	}
+	w.clk.Advance(30 * time.Second)
+	if r := b.do("POST", "/api/v1/auth/totp", `{"code":"`+mfa.TOTPCode(secret, w.clk.Now())+`"}`); r.status != 403 {
+		t.Fatalf("TOTP where passkeys are required: %d %s, want 403", r.status, r.body)
+	}
+	if r := b.do("POST", "/api/v1/auth/recovery", `{"code":"`+codes[1]+`"}`); r.status != 403 {
+		t.Fatalf("recovery code where passkeys are required: %d %s, want 403", r.status, r.body)
 	}
 }

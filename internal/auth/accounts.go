@@ -85,6 +85,9 @@ func (s *Service) link(path, token string) string {
 	if s.cfg.BaseURL == "" {
 		return ""
 	}
+	if token == "" {
+		return strings.TrimRight(s.cfg.BaseURL, "/") + path
+	}
 	return strings.TrimRight(s.cfg.BaseURL, "/") + path + "#token=" + token
 }
 

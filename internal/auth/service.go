@@ -19,6 +19,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -128,6 +129,7 @@ type Service struct {
 	mu       sync.Mutex
 	pending  map[string]pendingTOTP      // session hash → TOTP enrolment awaiting its first code
 	ceremony map[string]webauthnCeremony // session hash → WebAuthn challenge state
+	last     map[string]time.Time        // rate of throttle audit entries and notices
 }
 
 type pendingTOTP struct {
@@ -369,8 +371,6 @@ type LoginResult struct {
 	User      store.User
 	Methods   []string // second factors the user can use now
 	MustEnrol bool     // no second factor yet: enrol one before anything else
-	// DeviceCookie marks this browser as one that signed in before.
-	DeviceCookie string
 	// MFADone: the session has its second factor already (single sign-on
 	// with a provider that asserted one).
 	MFADone bool
@@ -383,8 +383,7 @@ func (s *Service) Login(ctx context.Context, email, pw, ip, deviceCookie string)
 	acct := NormEmail(email)
 	trusted := s.validDeviceCookie(deviceCookie, acct)
 	if wait, ok := s.guard.Check(acct, ip, trusted); !ok {
-		_ = s.record(ctx, audit.Entry{Actor: "anonymous", SourceIP: ip, Action: "login", Outcome: "denied", Severity: "warning",
-			Details: map[string]string{"reason": "throttled", "account": pseudonym(s.cfg.DeviceKey, acct)}})
+		s.throttled(ctx, acct, ip)
 		return LoginResult{}, &Throttled{RetryAfter: wait}
 	}
 	u, uerr := s.st.GetUserByEmail(ctx, acct)
@@ -434,7 +433,7 @@ func (s *Service) Login(ctx context.Context, email, pw, ip, deviceCookie string)
 	if err := s.record(ctx, audit.Entry{Actor: u.ID, SourceIP: ip, Action: "login.password", Outcome: "ok", Severity: "info"}); err != nil {
 		return LoginResult{}, err
 	}
-	return LoginResult{Token: tok, User: u, Methods: methods, MustEnrol: len(methods) == 0, DeviceCookie: s.deviceCookie(acct)}, nil
+	return LoginResult{Token: tok, User: u, Methods: methods, MustEnrol: len(methods) == 0}, nil
 }
 
 // methods lists the second factors u can complete now.
@@ -503,17 +502,43 @@ func pseudonym(key []byte, acct string) string {
 	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
-func (s *Service) deviceCookie(acct string) string {
+// deviceTTL is how long a browser that completed a sign-in stays exempt
+// from the account-wide throttle.
+const deviceTTL = 90 * 24 * time.Hour
+
+// DeviceCookieFor is the device cookie for a browser that just completed a
+// sign-in with its second factor: random per browser, bound to the account
+// and to an expiry by an HMAC under the install's key.
+func (s *Service) DeviceCookieFor(p *Principal) string {
+	if p == nil || p.Email == "" || len(s.cfg.DeviceKey) == 0 {
+		return ""
+	}
+	b := make([]byte, 16+8)
+	_, _ = rand.Read(b[:16])
+	binary.BigEndian.PutUint64(b[16:], uint64(s.clk.Now().Add(deviceTTL).Unix()))
+	return base64.RawURLEncoding.EncodeToString(append(b, s.deviceMAC(p.Email, b)...))
+}
+
+func (s *Service) deviceMAC(acct string, body []byte) []byte {
 	m := hmac.New(sha256.New, s.cfg.DeviceKey)
-	m.Write([]byte("device\x00" + acct))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	m.Write([]byte("device\x00" + acct + "\x00"))
+	m.Write(body)
+	return m.Sum(nil)
 }
 
 func (s *Service) validDeviceCookie(c, acct string) bool {
-	if c == "" || len(s.cfg.DeviceKey) == 0 {
+	if c == "" || len(s.cfg.DeviceKey) == 0 || len(c) > 200 {
 		return false
 	}
-	return hmac.Equal([]byte(c), []byte(s.deviceCookie(acct)))
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(raw) != 24+sha256.Size {
+		return false
+	}
+	body, mac := raw[:24], raw[24:]
+	if !hmac.Equal(mac, s.deviceMAC(acct, body)) {
+		return false
+	}
+	return s.clk.Now().Unix() < int64(binary.BigEndian.Uint64(body[16:]))
 }
 
 // Authenticate resolves a session cookie value into its principal. An

@@ -118,8 +118,6 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	setSessionCookie(w, res.Token, a.auth.Config().MaxLifetime)
-	http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: res.DeviceCookie, Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, MaxAge: 180 * 24 * 3600})
 	writeJSON(w, http.StatusOK, map[string]any{"mfa_required": true, "methods": nonNil(res.Methods), "must_enrol": res.MustEnrol})
 }
 
@@ -211,9 +209,15 @@ type codeBody struct {
 	Code string `json:"code"`
 }
 
-// upgraded answers a completed second factor: the new session's cookie.
-func (a *API) upgraded(w http.ResponseWriter, tok string, extra map[string]any) {
+// upgraded answers a completed second factor: the new session's cookie,
+// and the device cookie that spares this browser the account-wide
+// throttle from now on.
+func (a *API) upgraded(w http.ResponseWriter, r *http.Request, tok string, extra map[string]any) {
 	setSessionCookie(w, tok, a.auth.Config().MaxLifetime)
+	if dc := a.auth.DeviceCookieFor(principalOf(r)); dc != "" {
+		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: dc, Path: "/", Secure: true, HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, MaxAge: 90 * 24 * 3600})
+	}
 	out := map[string]any{"mfa": true}
 	for k, v := range extra {
 		out[k] = v
@@ -232,7 +236,7 @@ func (a *API) verifyTOTP(w http.ResponseWriter, r *http.Request) {
 		a.authFail(w, r, err)
 		return
 	}
-	a.upgraded(w, tok, nil)
+	a.upgraded(w, r, tok, nil)
 }
 
 func (a *API) useRecovery(w http.ResponseWriter, r *http.Request) {
@@ -246,7 +250,7 @@ func (a *API) useRecovery(w http.ResponseWriter, r *http.Request) {
 		a.authFail(w, r, err)
 		return
 	}
-	a.upgraded(w, tok, nil)
+	a.upgraded(w, r, tok, nil)
 }
 
 func (a *API) beginTOTP(w http.ResponseWriter, r *http.Request) {
@@ -275,7 +279,7 @@ func (a *API) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		a.authFail(w, r, err)
 		return
 	}
-	a.upgraded(w, tok, map[string]any{"recovery_codes": codes})
+	a.upgraded(w, r, tok, map[string]any{"recovery_codes": codes})
 }
 
 func (a *API) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
@@ -318,7 +322,7 @@ func (a *API) finishPasskey(w http.ResponseWriter, r *http.Request) {
 		a.authFail(w, r, err)
 		return
 	}
-	a.upgraded(w, tok, nil)
+	a.upgraded(w, r, tok, nil)
 }
 
 func (a *API) beginPasskeyLogin(w http.ResponseWriter, r *http.Request) {
@@ -341,7 +345,7 @@ func (a *API) finishPasskeyLogin(w http.ResponseWriter, r *http.Request) {
 		a.authFail(w, r, err)
 		return
 	}
-	a.upgraded(w, tok, nil)
+	a.upgraded(w, r, tok, nil)
 }
 
 type passwordBody struct {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"vigil/internal/alert"
+	"vigil/internal/audit"
 	"vigil/internal/auth"
 	"vigil/internal/escalation"
 )
@@ -132,6 +133,14 @@ func (a *API) feed(w http.ResponseWriter, r *http.Request) {
 	if _, err := a.st.GetOrg(r.Context(), org); err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	// Subscribing is recorded, best effort: the console must keep seeing
+	// alarms even when the audit log is down (security row 30).
+	if a.audit != nil {
+		if err := a.audit.Record(r.Context(), audit.Entry{OrgID: org, Actor: principalOf(r).Actor(), SourceIP: clientIP(r),
+			Action: "feed.subscribe", ObjectType: "org", ObjectID: org, Outcome: "ok", Severity: "info"}); err != nil {
+			a.log.Warn("feed subscription not audited", "org_id", org, "err", err)
+		}
 	}
 	// The stream lives as long as the caller may see it: a signed-out,
 	// disabled or demoted user (or a revoked token) loses it within one
