@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -30,6 +33,7 @@ type authzWorld struct {
 	hc    *http.Client
 	seq   int
 	users map[string]string // caller name → user id
+	dir   string            // the data directory
 }
 
 // callers are every role in x (provider staff assigned to x among them),
@@ -40,7 +44,7 @@ var callers = []string{"admin", "provider", "supervisor", "responder", "auditor"
 func newAuthzWorld(t *testing.T) *authzWorld {
 	cfg := vigiltest.Config(t)
 	a := vigiltest.StartApp(t, cfg)
-	w := &authzWorld{t: t, a: a, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: vigiltest.ClientTLS(t, a)}},
+	w := &authzWorld{t: t, a: a, dir: cfg.DataDir, hc: &http.Client{Transport: &http.Transport{TLSClientConfig: vigiltest.ClientTLS(t, a)}},
 		users: map[string]string{}}
 	ctx := context.Background()
 	st := a.Store()
@@ -426,4 +430,95 @@ func TestDisabledUserLosesFeed(t *testing.T) {
 	if resp2.StatusCode != 401 {
 		t.Fatalf("next request of the disabled user: %d, want 401", resp2.StatusCode)
 	}
+}
+
+// TestGetRoutesChangeNothing is security requirement 25's "no state change
+// on GET": every GET route of the API, called by an admin, leaves every
+// table as it was, but for the audit log (reads are recorded), and the
+// sign-in bookkeeping (a session's last use, a token's last use).
+func TestGetRoutesChangeNothing(t *testing.T) {
+	w := newAuthzWorld(t)
+	fx := w.fixture("x-worker")
+	db, err := sql.Open("sqlite", filepath.Join(w.dir, "vigil.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	skip := map[string]bool{"audit_log": true, "audit_checkpoints": true, "web_sessions": true, "api_tokens": true}
+	snapshot := func() map[string]string {
+		t.Helper()
+		rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tables []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			if !skip[n] {
+				tables = append(tables, n)
+			}
+		}
+		rows.Close()
+		out := map[string]string{}
+		for _, tb := range tables {
+			rs, err := db.Query(`SELECT * FROM "` + tb + `" ORDER BY rowid`)
+			if err != nil {
+				rs, err = db.Query(`SELECT * FROM "` + tb + `"`)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, _ := rs.Columns()
+			h := sha256.New()
+			for rs.Next() {
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rs.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(h, "%v\n", vals)
+			}
+			rs.Close()
+			out[tb] = hex.EncodeToString(h.Sum(nil))
+		}
+		return out
+	}
+	before := snapshot()
+	n := 0
+	for _, rt := range web.Routes {
+		method, pattern, _ := strings.Cut(rt.Pattern, " ")
+		if method != "GET" || strings.HasSuffix(pattern, "/feed") || strings.Contains(pattern, "/oidc/") {
+			continue
+		}
+		path := pattern
+		if obj := objectOf(pattern); obj != "" {
+			path = strings.ReplaceAll(path, "{id}", fx[obj])
+		}
+		for k, v := range fx {
+			if strings.HasPrefix(k, "{") && v != "" {
+				path = strings.ReplaceAll(path, k, v)
+			}
+		}
+		if rt.Access == web.Signed && rt.Perm != "" {
+			path += "?org=x"
+		}
+		if strings.HasSuffix(pattern, "/reports/response") {
+			path += "?month=2026-11"
+		}
+		if got, body := w.call("admin", method, path, ""); got >= 300 {
+			t.Errorf("GET %s: %d %s", path, got, body)
+		}
+		n++
+	}
+	after := snapshot()
+	for tb, h := range before {
+		if after[tb] != h {
+			t.Errorf("table %s changed across %d GET requests", tb, n)
+		}
+	}
+	t.Logf("%d GET routes, %d tables unchanged", n, len(before))
 }
