@@ -181,12 +181,16 @@ func TestAdminListener(t *testing.T) {
 // Security row 17: the unauthenticated surface reveals nothing.
 func TestPublicSurface(t *testing.T) {
 	a := vigiltest.StartApp(t, vigiltest.Config(t))
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: vigiltest.ClientTLS(t, a)}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: vigiltest.ClientTLS(t, a)},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, tc := range []struct {
 		method, path string
 		want         int
 	}{
-		{"GET", "/", 404},
+		{"GET", "/", 200}, // the console's sign-in page
+		{"GET", "/nope", 404},
+		{"GET", "/console/acme", 303},
+		{"GET", "/api/v1/alerts", 401},
 		{"GET", "/api/v1/devices/dx/events", 404},
 		{"POST", "/api/v1/devices/dx/events", 401},
 		{"GET", "/metrics", 404},

@@ -11,12 +11,16 @@ import (
 )
 
 // publicHandler serves the HTTPS listener: the device API, the JSON API for
-// people (behind sign-in), acknowledge links and SMS callbacks; the console
-// later. Every route is registered here; anything else is a JSON 404.
+// people (behind sign-in), acknowledge links and SMS callbacks, and the web
+// console (/, /static/, /console/). Every route is registered here; anything
+// else is a JSON 404.
 func (a *App) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.httpgw.Register(mux)
 	mux.Handle("/api/v1/", a.api.Handler())
+	if err := a.registerConsole(mux); err != nil {
+		a.log.Error("web console not served", "err", err)
+	}
 	if err := a.registerPublic(mux); err != nil {
 		a.log.Error("acknowledge links and SMS callbacks not served", "err", err)
 	}
