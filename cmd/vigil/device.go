@@ -17,7 +17,7 @@ import (
 
 func runDevice(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID")
+		return usagef("vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID | vigil device enrol-token --device ID [--ttl 15m]")
 	}
 	switch args[0] {
 	case "add":
@@ -26,8 +26,10 @@ func runDevice(ctx context.Context, e env, args []string) error {
 		return deviceList(ctx, e, args[1:])
 	case "assign":
 		return deviceAssign(ctx, e, args[1:])
+	case "enrol-token":
+		return deviceEnrolToken(ctx, e, args[1:])
 	}
-	return usagef("vigil device: unknown subcommand %q (want add, list or assign)", args[0])
+	return usagef("vigil device: unknown subcommand %q (want add, list, assign or enrol-token)", args[0])
 }
 
 // deviceAssign says who wears a device ("" to unassign): the person must be

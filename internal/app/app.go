@@ -162,6 +162,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
 		MaxConnections: int64(cfg.MQTT.MaxConnections),
 		ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum),
+		ClientCAs:      a.ca.Pool(),
+		ClientCerts:    cfg.MQTT.ClientCerts,
 	}, a.tlsCfg.Clone(), a.devices, pub, dec, deps.Clock, a.log.With("component", "mqtt"), a.reg)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"vigil/internal/enrol"
 	"vigil/internal/gateway/httpgw"
 )
 
@@ -17,6 +18,7 @@ import (
 func (a *App) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.httpgw.Register(mux)
+	mux.Handle(httpgw.EnrolPattern, httpgw.EnrolHandler(enrol.New(enrol.Config{}, a.store, a.ca, a.deps.Clock, a.log.With("component", "enrol")), a.log.With("component", "enrol")))
 	mux.Handle("/api/v1/", a.api.Handler())
 	if err := a.registerConsole(mux); err != nil {
 		a.log.Error("web console not served", "err", err)

@@ -86,6 +86,10 @@ type MQTTConfig struct {
 	MaxPacketBytes int
 	MaxConnections int
 	ReceiveMaximum int
+	// ClientCerts is "optional" (devices may present a client certificate
+	// from Vigil's CA; those without one use their secret) or "required"
+	// (mutual TLS: the handshake fails without a valid device certificate).
+	ClientCerts string
 }
 
 // HTTPSConfig is the public HTTPS listener (devices and browsers).
@@ -190,6 +194,7 @@ func Default() Config {
 			MaxPacketBytes: 262144,
 			MaxConnections: 100000,
 			ReceiveMaximum: 256,
+			ClientCerts:    "optional",
 		},
 		HTTPS: HTTPSConfig{Listen: ":8443"},
 		Admin: AdminConfig{Listen: "127.0.0.1:9090"},
@@ -300,6 +305,9 @@ func (c Config) Validate() error {
 	}
 	if n := c.MQTT.ReceiveMaximum; n < 1 || n > 65535 {
 		bad("mqtt.receive_maximum", "%d: want 1 to 65535", n)
+	}
+	if v := c.MQTT.ClientCerts; v != "optional" && v != "required" {
+		bad("mqtt.client_certs", "%q: want optional or required", v)
 	}
 	if err := checkListen(c.HTTPS.Listen, false); err != nil {
 		bad("https.listen", "%v", err)

@@ -159,6 +159,30 @@ func (r *Registry) AuthenticateDevice(ctx context.Context, deviceID, secret stri
 	return d.OrgID, true, nil
 }
 
+// AuthenticateDeviceCert checks a device that presented a client
+// certificate already verified against Vigil's CA and naming deviceID:
+// ok is false for an unknown or disabled device, or when fingerprint is
+// not the one stored at its enrolment (an older or another certificate).
+func (r *Registry) AuthenticateDeviceCert(ctx context.Context, deviceID, fingerprint string) (orgID string, ok bool, err error) {
+	if deviceID == "" || fingerprint == "" || len(deviceID) > 64 {
+		return "", false, nil
+	}
+	d, err := r.st.GetDevice(ctx, deviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("authenticate device certificate: %w", err)
+	}
+	if d.CertFingerprint == "" || subtle.ConstantTimeCompare([]byte(fingerprint), []byte(d.CertFingerprint)) != 1 {
+		return "", false, nil
+	}
+	if !d.DisabledAt.IsZero() && !d.DisabledAt.After(r.clk.Now()) {
+		return "", false, nil
+	}
+	return d.OrgID, true, nil
+}
+
 // EnsureOrg creates an organisation if it does not exist (used by the demo
 // and the simulator's provisioning, never implicitly by `device add`).
 func (r *Registry) EnsureOrg(ctx context.Context, id, name string) error {

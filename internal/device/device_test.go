@@ -108,3 +108,34 @@ func TestIDsAreUnique(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestAuthenticateDeviceCert(t *testing.T) {
+	ctx := context.Background()
+	r, st := registry(t)
+	if err := r.EnsureOrg(ctx, "acme", "Acme"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Register(ctx, "acme", "pendant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(id, fp string, want bool) {
+		t.Helper()
+		org, ok, err := r.AuthenticateDeviceCert(ctx, id, fp)
+		if err != nil || ok != want || (ok && org != "acme") {
+			t.Errorf("AuthenticateDeviceCert(%s, %s) = %q %v %v, want %v", id, fp, org, ok, err, want)
+		}
+	}
+	check(c.DeviceID, "ab12", false) // not enrolled yet
+	if err := st.SetDeviceCertFingerprint(ctx, c.DeviceID, "ab12"); err != nil {
+		t.Fatal(err)
+	}
+	check(c.DeviceID, "ab12", true)
+	check(c.DeviceID, "ab13", false) // another (or an older) certificate
+	check(c.DeviceID, "", false)
+	check("dnope", "ab12", false)
+	if err := st.DisableDevice(ctx, c.DeviceID, time.Date(2026, 11, 29, 11, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	check(c.DeviceID, "ab12", false) // disabled
+}

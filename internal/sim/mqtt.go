@@ -113,7 +113,16 @@ func (d *device) connect(ctx context.Context) (*paho.Client, error) {
 	id := d.cred.DeviceID
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: connectTimeout}, Config: d.s.cfg.TLS}
+	tlsCfg := d.s.cfg.TLS
+	cert := d.s.cfg.Certs[id]
+	if cert != nil {
+		if tlsCfg == nil {
+			tlsCfg = &tls.Config{}
+		}
+		tlsCfg = tlsCfg.Clone()
+		tlsCfg.Certificates = []tls.Certificate{*cert}
+	}
+	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: connectTimeout}, Config: tlsCfg}
 	conn, err := dialer.DialContext(cctx, "tcp", d.s.cfg.MQTTAddr)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -135,7 +144,7 @@ func (d *device) connect(ctx context.Context) (*paho.Client, error) {
 		OnClientError:      func(error) {},
 		OnServerDisconnect: func(*paho.Disconnect) {},
 	})
-	ca, err := cli.Connect(cctx, &paho.Connect{
+	cp := &paho.Connect{
 		ClientID:     id,
 		KeepAlive:    60,
 		CleanStart:   true,
@@ -143,7 +152,11 @@ func (d *device) connect(ctx context.Context) (*paho.Client, error) {
 		Username:     id,
 		PasswordFlag: true,
 		Password:     []byte(d.cred.Secret),
-	})
+	}
+	if cert != nil { // the certificate is the credential
+		cp.PasswordFlag, cp.Password = false, nil
+	}
+	ca, err := cli.Connect(cctx, cp)
 	if err != nil { // Connect has closed conn
 		switch {
 		case ca != nil && ca.ReasonCode >= 0x80:

@@ -89,6 +89,11 @@ type Config struct {
 	// cancel: their detected falls are there to be seen.
 	CancelOdds float64
 
+	// Certs holds the client certificates of enrolled devices (Enrol), by
+	// device id: such a device connects over MQTT with mutual TLS and
+	// sends no password; its Secret may be empty if it uses MQTT.
+	Certs map[string]*tls.Certificate
+
 	HeartbeatEvery time.Duration // default 60s
 	BatteryEvery   time.Duration // default 5m
 	BatchEvery     time.Duration // how often a phone posts its queue; default 5s
@@ -149,8 +154,8 @@ func New(cfg Config) (*Sim, error) {
 		return nil, errors.New("sim: no devices")
 	}
 	for i, d := range cfg.Devices {
-		if d.DeviceID == "" || d.Secret == "" {
-			return nil, fmt.Errorf("sim: device %d: id and secret required", i)
+		if d.DeviceID == "" || (d.Secret == "" && cfg.Certs[d.DeviceID] == nil) {
+			return nil, fmt.Errorf("sim: device %d: id and a secret or certificate required", i)
 		}
 	}
 	if cfg.Rate < 0 || cfg.HTTPShare < 0 || cfg.HTTPShare > 1 || cfg.SOSEvery < 0 || cfg.MotionEvery < 0 {

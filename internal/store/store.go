@@ -201,6 +201,7 @@ type Store interface {
 	EscalationStore
 	AccessStore
 	AuditStore
+	EnrolStore
 	// SetLocationPolicy sets an organisation's location policy.
 	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error
 	// SetDuressCode sets a person's duress code hash (nil clears it).

@@ -5,7 +5,9 @@
 // Store-and-forward batches keep their original timestamps (flagged late)
 // and are never dropped for their age.
 //
-// Every route is in routes(); anything else is 404. It must not import store,
+// Every route is in routes(); anything else is 404. EnrolHandler
+// (enrol.go) serves device enrolment, POST /api/v1/enrol, registered by
+// internal/app next to them. It must not import store,
 // safety, alert or bus: its dependencies are the interfaces below.
 package httpgw
 

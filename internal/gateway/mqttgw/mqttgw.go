@@ -10,6 +10,16 @@
 //
 // Deny by default: a connection is refused unless OnConnect authenticated
 // it; a topic is refused unless it is one of the device's own (see allowed).
+// Device certificates (security requirements 5 and 9): with a client CA
+// configured, the TLS layer asks every client for a certificate and checks
+// it itself in VerifyConnection (chain to the CA, validity on the injected
+// clock, the clientAuth EKU, a urn:vigil:device: name), so that every
+// refusal is counted before mochi reads a byte. With ClientCerts
+// "required", a client without one fails the handshake too. A device that
+// presents a certificate is the device the certificate names: its client
+// id must equal it, and the certificate's fingerprint must be the one
+// stored for the device at enrolment (CertAuthenticator).
+//
 // It must not import store, safety, alert or bus; its dependencies are the
 // small interfaces below, declared here and wired by internal/app.
 package mqttgw
@@ -17,6 +27,7 @@ package mqttgw
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +45,7 @@ import (
 	"vigil/internal/clock"
 	"vigil/internal/event"
 	"vigil/internal/netlimit"
+	"vigil/internal/pki"
 )
 
 // Topic layout. {id} is the device id.
@@ -56,6 +68,20 @@ type Authenticator interface {
 	AuthenticateDevice(ctx context.Context, deviceID, secret string) (orgID string, ok bool, err error)
 }
 
+// CertAuthenticator checks a device that presented a verified certificate:
+// ok is false for an unknown or disabled device, or when fingerprint (hex
+// SHA-256 of the certificate) is not the one stored for it. An
+// Authenticator that also implements it is used for certificates.
+type CertAuthenticator interface {
+	AuthenticateDeviceCert(ctx context.Context, deviceID, fingerprint string) (orgID string, ok bool, err error)
+}
+
+// Client certificate modes.
+const (
+	ClientCertsOptional = "optional" // a client may present a device certificate; one without uses its secret
+	ClientCertsRequired = "required" // mutual TLS: no valid device certificate, no connection
+)
+
 // Publisher stores an event durably; it returns nil only once the event
 // will survive a crash.
 type Publisher interface {
@@ -73,6 +99,12 @@ type Config struct {
 	AuthTimeout    time.Duration // default 5s
 	ConnectTimeout time.Duration // TLS handshake + CONNECT; default 10s
 	MaxKeepalive   uint16        // seconds; 0 or more is clamped to it; default 300
+	// ClientCAs, when set, are the roots device certificates must chain
+	// to (Vigil's CA); nil asks clients for no certificate at all.
+	ClientCAs *x509.CertPool
+	// ClientCerts is ClientCertsOptional (default) or ClientCertsRequired;
+	// required needs ClientCAs.
+	ClientCerts string
 }
 
 func (c Config) withDefaults() Config {
@@ -103,6 +135,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxKeepalive == 0 {
 		c.MaxKeepalive = 300
 	}
+	if c.ClientCerts == "" {
+		c.ClientCerts = ClientCertsOptional
+	}
 	return c
 }
 
@@ -110,6 +145,7 @@ type metrics struct {
 	connects  *prometheus.CounterVec
 	accepted  *prometheus.CounterVec
 	refused   *prometheus.CounterVec
+	tlsRefuse *prometheus.CounterVec
 	connected prometheus.Gauge
 	latency   prometheus.Histogram
 }
@@ -125,6 +161,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_mqtt_messages_refused_total", Help: "Device messages or subscriptions refused, by reason.",
 		}, []string{"reason"}),
+		tlsRefuse: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_mqtt_tls_client_refused_total",
+			Help: "TLS handshakes refused for the client certificate, by reason (no_certificate, unknown_ca, expired, no_client_auth, not_device, untrusted).",
+		}, []string{"reason"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_mqtt_clients_connected", Help: "Devices connected over MQTT.",
 		}),
@@ -135,7 +175,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connects, m.accepted, m.refused, m.connected, m.latency)
+		reg.MustRegister(m.connects, m.accepted, m.refused, m.tlsRefuse, m.connected, m.latency)
 	}
 	return m
 }
@@ -145,6 +185,7 @@ type Gateway struct {
 	cfg     Config
 	tls     *tls.Config
 	auth    Authenticator
+	certs   CertAuthenticator // nil without ClientCAs
 	pub     Publisher
 	dec     *event.Decoder
 	clk     clock.Clock
@@ -168,6 +209,26 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 		cfg: cfg, tls: tlsCfg, auth: auth, pub: pub, dec: dec, clk: clk, log: log,
 		m:       newMetrics(reg),
 		devices: make(map[string]string),
+	}
+	switch {
+	case cfg.ClientCerts != ClientCertsOptional && cfg.ClientCerts != ClientCertsRequired:
+		return nil, fmt.Errorf("mqttgw: client certificates %q: want %s or %s", cfg.ClientCerts, ClientCertsOptional, ClientCertsRequired)
+	case cfg.ClientCerts == ClientCertsRequired && cfg.ClientCAs == nil:
+		return nil, errors.New("mqttgw: client certificates required but no client CA configured")
+	}
+	if cfg.ClientCAs != nil {
+		ca, ok := auth.(CertAuthenticator)
+		if !ok {
+			return nil, errors.New("mqttgw: a client CA needs an authenticator that checks device certificates")
+		}
+		g.certs = ca
+		g.tls = tlsCfg.Clone()
+		// Verification is ours (VerifyConnection), so every refusal is
+		// counted and the clock is the injected one; crypto/tls only
+		// asks for the certificate.
+		g.tls.ClientAuth = tls.RequestClientCert
+		g.tls.ClientCAs = cfg.ClientCAs // advertised in CertificateRequest
+		g.tls.VerifyConnection = g.verifyClient
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
@@ -197,6 +258,60 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 	}
 	g.hookIDs = append(g.hookIDs, h.ID())
 	return g, nil
+}
+
+// verifyClient runs in every TLS handshake (resumed ones too) when a client
+// CA is configured. An error fails the handshake before mochi reads a byte.
+func (g *Gateway) verifyClient(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		if g.cfg.ClientCerts == ClientCertsRequired {
+			return g.refuseTLS("no_certificate", errors.New("mqttgw: client certificate required"))
+		}
+		return nil
+	}
+	if err := pki.VerifyClient(cs.PeerCertificates, g.cfg.ClientCAs, g.clk.Now()); err != nil {
+		return g.refuseTLS(tlsReason(err), err)
+	}
+	if _, err := pki.DeviceID(cs.PeerCertificates[0]); err != nil {
+		return g.refuseTLS("not_device", err)
+	}
+	return nil
+}
+
+func (g *Gateway) refuseTLS(reason string, err error) error {
+	g.m.tlsRefuse.WithLabelValues(reason).Inc()
+	g.log.Warn("mqtt tls client certificate refused", "reason", reason, "err", err)
+	return err
+}
+
+// tlsReason is the metric label for a refused certificate.
+func tlsReason(err error) string {
+	var inv x509.CertificateInvalidError
+	var ua x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &ua):
+		return "unknown_ca"
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		return "expired"
+	case errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage:
+		return "no_client_auth"
+	case strings.Contains(err.Error(), "extended key usage"):
+		return "no_client_auth"
+	default:
+		return "untrusted"
+	}
+}
+
+// peerCert is the verified device certificate of a connection, or nil.
+func peerCert(cl *mqtt.Client) *x509.Certificate {
+	tc, ok := cl.Net.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		return certs[0]
+	}
+	return nil
 }
 
 // HookIDs lists the broker hooks in use (a test proves no permissive one).
@@ -338,9 +453,9 @@ func (h *hook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet 
 	return pk
 }
 
-func (h *hook) refuseConnect(cl *mqtt.Client, code packets.Code, reason string) error {
+func (h *hook) refuseConnect(cl *mqtt.Client, code packets.Code, reason string, attrs ...any) error {
 	h.g.m.connects.WithLabelValues(reason).Inc()
-	h.g.log.Warn("mqtt connect refused", "reason", reason, "remote", cl.Net.Remote)
+	h.g.log.Warn("mqtt connect refused", append([]any{"reason", reason, "remote", cl.Net.Remote}, attrs...)...)
 	ack := code
 	if _, mapped := packets.V5CodesToV3[code]; cl.Properties.ProtocolVersion < 5 && !mapped {
 		// 3.1.1 CONNACK codes stop at 0x05; anything else is "not authorized".
@@ -350,18 +465,39 @@ func (h *hook) refuseConnect(cl *mqtt.Client, code packets.Code, reason string) 
 	return code
 }
 
-// OnConnect authenticates: the client id must be the device id and equal the
-// username; the password is the device secret. Identity is never taken from
-// anything the client says without the secret proving it.
+// OnConnect authenticates. With a device certificate (verified in the TLS
+// handshake) the certificate is the identity: the client id must be the
+// device it names (the username empty or the same), and the certificate
+// must be the device's current one. Without one, the client id must be the
+// device id and equal the username, and the password is the device secret.
+// Identity is never taken from anything the client says without the
+// certificate or the secret proving it.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	g := h.g
 	cl.Properties.Props.User = nil // no client-supplied properties carry meaning
 	id := cl.ID
 	user := string(pk.Connect.Username)
+	var cert *x509.Certificate
+	if g.certs != nil {
+		cert = peerCert(cl)
+	}
 	if !validID(id) {
 		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid, "client_id_invalid")
 	}
-	if user != id {
+	certID := ""
+	if cert != nil {
+		// Identity is the certificate's, verified in the handshake.
+		var err error
+		if certID, err = pki.DeviceID(cert); err != nil {
+			return h.refuseConnect(cl, packets.ErrNotAuthorized, "not_device_cert")
+		}
+		if id != certID || (user != "" && user != certID) {
+			return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid, "client_id_not_cert", "device_id", certID)
+		}
+	} else if g.cfg.ClientCerts == ClientCertsRequired {
+		// Unreachable: the handshake refused it. Deny anyway.
+		return h.refuseConnect(cl, packets.ErrNotAuthorized, "no_certificate")
+	} else if user != id {
 		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid, "client_id_mismatch")
 	}
 	// A Will is published by the broker on the client's behalf, past the
@@ -372,7 +508,14 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.AuthTimeout)
 	defer cancel()
-	orgID, ok, err := g.auth.AuthenticateDevice(ctx, id, string(pk.Connect.Password))
+	var orgID string
+	var ok bool
+	var err error
+	if cert != nil {
+		orgID, ok, err = g.certs.AuthenticateDeviceCert(ctx, certID, pki.Fingerprint(cert.Raw))
+	} else {
+		orgID, ok, err = g.auth.AuthenticateDevice(ctx, id, string(pk.Connect.Password))
+	}
 	if err == nil && !ok {
 		return h.refuseConnect(cl, packets.ErrBadUsernameOrPassword, "bad_credentials")
 	}

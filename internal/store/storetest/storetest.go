@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AccessWebAuthn", testAccessWebAuthn},
 		{"AccessAPITokens", testAccessAPITokens},
 		{"AccessResetTokens", testAccessResetTokens},
+		{"EnrolmentTokens", testEnrolmentTokens},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
