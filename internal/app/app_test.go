@@ -191,6 +191,7 @@ func TestPublicSurface(t *testing.T) {
 		{"GET", "/nope", 404},
 		{"GET", "/console/acme", 303},
 		{"GET", "/api/v1/alerts", 401},
+		{"POST", "/api/v1/enrol", 415}, // public: device enrolment; a body that is not JSON is refused
 		{"GET", "/api/v1/devices/dx/events", 404},
 		{"POST", "/api/v1/devices/dx/events", 401},
 		{"GET", "/metrics", 404},
