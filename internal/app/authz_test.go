@@ -179,7 +179,10 @@ func (w *authzWorld) fixture(person string) map[string]string {
 	if err := st.AddTeamMember(ctx, "te-"+n, carer.ID); err != nil {
 		w.t.Fatal(err)
 	}
-	return map[string]string{"{org}": "x", "{id}": "", "alert": al.ID, "session": "se-" + n, "zone": "zo-" + n,
+	if err := st.CreateDevice(ctx, store.Device{ID: "dv-" + n, OrgID: "x", Name: "pendant " + n, SecretHash: make([]byte, 32), CreatedAt: now}); err != nil {
+		w.t.Fatal(err)
+	}
+	return map[string]string{"{org}": "x", "{id}": "", "device": "dv-" + n, "alert": al.ID, "session": "se-" + n, "zone": "zo-" + n,
 		"user": target.ID, "token": tok.ID, "{name}": "p" + n, "{kind}": "sos",
 		"person": person, "contact": "co-" + n, "team": "te-" + n, "{user}": carer.ID}
 }
@@ -198,6 +201,7 @@ var bodies = map[string]string{
 	"PUT /api/v1/orgs/{org}/settings":                   `{"require_webauthn":false}`,
 	"POST /api/v1/orgs/{org}/users":                     `{"email":"new@example.org","name":"New","role":"responder"}`,
 	"PUT /api/v1/orgs/{org}/users/{id}/role":            `{"role":"supervisor"}`,
+	"POST /api/v1/devices/{id}/enrol-token":             `{"ttl":"10m"}`,
 	"POST /api/v1/people/{id}/break-glass":              `{"reason":"fall reported by a neighbour","minutes":10}`,
 	"POST /api/v1/orgs/{org}/tokens":                    `{"name":"t","permissions":["alerts.read"],"expires_in":"1h"}`,
 	"POST /api/v1/orgs/{org}/people":                    `{"kind":"resident","name":"New Person"}`,
@@ -224,6 +228,8 @@ func objectOf(pattern string) string {
 		return "person"
 	case strings.Contains(pattern, "/contacts/{id}"):
 		return "contact"
+	case strings.Contains(pattern, "/devices/{id}"):
+		return "device"
 	case strings.Contains(pattern, "/teams/{id}"):
 		return "team"
 	}

@@ -18,7 +18,9 @@ import (
 func (a *App) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.httpgw.Register(mux)
-	mux.Handle(httpgw.EnrolPattern, httpgw.EnrolHandler(enrol.New(enrol.Config{}, a.store, a.ca, a.deps.Clock, a.log.With("component", "enrol")), a.log.With("component", "enrol")))
+	enr := enrol.New(enrol.Config{}, a.store, a.ca, a.deps.Clock, a.log.With("component", "enrol"))
+	a.api.SetEnroller(enr)
+	mux.Handle(httpgw.EnrolPattern, httpgw.EnrolHandler(enr, a.log.With("component", "enrol")))
 	mux.Handle("/api/v1/", a.api.Handler())
 	if err := a.registerConsole(mux); err != nil {
 		a.log.Error("web console not served", "err", err)

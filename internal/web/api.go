@@ -82,6 +82,7 @@ type API struct {
 	auth        *auth.Service
 	audit       Auditor
 	dir         Directory
+	enroller    Enroller
 }
 
 // Directory is the organisations' people, users, teams and credentials as

@@ -84,6 +84,9 @@ var coreRoutes = []Route{
 	{"GET /api/v1/zones/{id}", ObjPerm, auth.ZonesRead, func(a *API) http.HandlerFunc { return a.getZone }},
 	{"DELETE /api/v1/zones/{id}", ObjPerm, auth.ZonesWrite, func(a *API) http.HandlerFunc { return a.deleteZone }},
 
+	// Device enrolment: a single-use token for a client certificate.
+	{"POST /api/v1/devices/{id}/enrol-token", ObjPerm, auth.DevicesWrite, func(a *API) http.HandlerFunc { return a.enrolToken }},
+
 	// Emergency access to one person.
 	{"POST /api/v1/people/{id}/break-glass", ObjPerm, auth.BreakGlass, func(a *API) http.HandlerFunc { return a.breakGlass }},
 }
