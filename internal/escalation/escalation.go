@@ -15,9 +15,14 @@
 // while down collapse into one), and a delivery that was begun but not
 // finished is sent again (at least once: the crash window is between the
 // far end taking it and the store recording that). Every delivery lands on
-// the alert's timeline. A duress alert stays raised, so its ladder runs
-// like any other; the device holder is never a recipient (policies name
-// supervisors, responders and admins, not the wearer).
+// the alert's timeline. One exception: a new raise is published to the
+// console feed by a fast lane that only reads the store, ahead of the
+// ladder's writes, and recorded after (by the ladder's first moment in
+// place of sending it); a crash in between tells the console again after
+// the restart, as for any begun delivery. A duress alert stays raised,
+// so its ladder runs like any other; the device holder is never a
+// recipient (policies name supervisors, responders and admins, not the
+// wearer).
 //
 // Time is an input (clock.Clock; its timers when it makes them). The
 // package imports the store's types, internal/alert, internal/notify and
@@ -102,6 +107,30 @@ type Engine struct {
 	kick    chan struct{}
 	busy    map[string]bool // alerts whose step is being sent
 	again   map[string]bool // alerts that fell due again while busy
+
+	// The console fast lane: a new raise is published to the console
+	// feed from here, ahead of the ladder's store writes.
+	fresh     []store.Alert     // raised, not yet seen by the fast lane
+	freshKick chan struct{}     // wakes the fast lane
+	early     map[string]*early // alert id → what the fast lane did
+	told      map[string]*early // alert id → console told, not yet recorded
+}
+
+// early is what the console fast lane did for a raised alert. The change
+// loop waits for done before it starts the alert's ladder; a console
+// delivery made is then held in Engine.told until the ladder's first
+// moment records it in place of sending it (or, if the alert changes
+// first, the change loop records it).
+type early struct {
+	done    chan struct{}
+	policy  *Policy // the organisation's policy, as the fast lane read it
+	sent    bool    // the console was told (r, m, at, rec, err, latency)
+	r       Recipient
+	m       notify.Message
+	at      time.Time
+	rec     notify.Receipt
+	err     error
+	latency time.Duration
 }
 
 // New returns an engine sending through notifiers (one per channel).
@@ -119,15 +148,28 @@ func New(st Store, notifiers []notify.Notifier, clk clock.Clock, log *slog.Logge
 	}
 	return &Engine{st: st, clk: clk, log: log, cfg: cfg, channels: ch,
 		sch:  deadline.New[string](deadline.Config{Clock: clock.TimersOf(clk)}),
-		kick: make(chan struct{}, 1), busy: make(map[string]bool), again: make(map[string]bool)}
+		kick: make(chan struct{}, 1), busy: make(map[string]bool), again: make(map[string]bool),
+		freshKick: make(chan struct{}, 1), early: make(map[string]*early), told: make(map[string]*early)}
 }
 
 // Observe hands the engine an alert as just stored. It never blocks: the
 // safety engine calls it on its alert path.
 func (e *Engine) Observe(a store.Alert) {
+	fast := false
 	e.mu.Lock()
 	e.changes = append(e.changes, a)
+	if a.State == store.AlertRaised && e.early[a.ID] == nil {
+		e.early[a.ID] = &early{done: make(chan struct{})}
+		e.fresh = append(e.fresh, a)
+		fast = true
+	}
 	e.mu.Unlock()
+	if fast {
+		select {
+		case e.freshKick <- struct{}{}:
+		default:
+		}
+	}
 	select {
 	case e.kick <- struct{}{}:
 	default:
@@ -153,7 +195,7 @@ func (e *Engine) Load(ctx context.Context) error {
 			return fmt.Errorf("load escalations: %w", err)
 		}
 		for _, a := range page {
-			if err := e.start(ctx, a); err != nil {
+			if err := e.start(ctx, a, nil); err != nil {
 				return fmt.Errorf("load escalations: %w", err)
 			}
 		}
@@ -173,7 +215,29 @@ func (e *Engine) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, e.cfg.MaxParallel)
-	wg.Add(1)
+	wg.Add(2)
+	go func() { // the console fast lane: reads and an in-memory publish only
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.freshKick:
+			}
+			e.mu.Lock()
+			batch := e.fresh
+			e.fresh = nil
+			x := make([]*early, len(batch))
+			for i, a := range batch {
+				x[i] = e.early[a.ID]
+			}
+			e.mu.Unlock()
+			for i, a := range batch {
+				e.publishEarly(ctx, a, x[i])
+				close(x[i].done)
+			}
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		for {
@@ -234,9 +298,16 @@ func (e *Engine) Run(ctx context.Context) {
 
 // change reacts to an alert as stored.
 func (e *Engine) change(ctx context.Context, a store.Alert) error {
+	if a.State != store.AlertRaised {
+		e.recordTold(ctx, a)
+	}
 	switch a.State {
 	case store.AlertRaised:
-		return e.start(ctx, a)
+		x, err := e.takeEarly(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		return e.start(ctx, a, x)
 	case store.AlertAcknowledged:
 		if err := e.stop(ctx, a.ID, "acknowledged"); err != nil {
 			return err
@@ -265,20 +336,26 @@ func origin(a store.Alert) time.Time {
 	return a.RaisedAt
 }
 
-// start stores a ladder for a raised alert unless it has one, and
-// schedules its next moment.
-func (e *Engine) start(ctx context.Context, a store.Alert) error {
-	p, err := e.policyFor(ctx, a.OrgID, a.Kind)
-	if err != nil {
-		return err
+// start stores a ladder for a raised alert unless it has one and
+// schedules its next moment. A console delivery the fast lane made (ea)
+// is handed to that first moment to record, or recorded here if there
+// will be no first moment.
+func (e *Engine) start(ctx context.Context, a store.Alert, ea *early) error {
+	x, err := e.startLadder(ctx, a, ea)
+	if ea != nil && ea.sent {
+		if err != nil || x.State != store.EscalationActive {
+			// No first moment will record it: record it now (Load starts
+			// a missing ladder after a restart, and its first moment
+			// must find the console told).
+			e.finish(ctx, a, ea.r, ea.m, stepName(0, ea.policy.Steps[0]), store.Delivery{}, ea.at, ea.rec, ea.err, ea.latency)
+		} else {
+			// The first moment records it instead of sending it; held
+			// before that moment is scheduled.
+			e.mu.Lock()
+			e.told[a.ID] = ea
+			e.mu.Unlock()
+		}
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("start escalation of %s: %w", a.ID, err)
-	}
-	o := origin(a)
-	x, _, err := e.st.StartEscalation(ctx, store.Escalation{AlertID: a.ID, OrgID: a.OrgID, Policy: string(b),
-		StartedAt: o, NextAt: o, State: store.EscalationActive})
 	if err != nil {
 		return err
 	}
@@ -286,6 +363,106 @@ func (e *Engine) start(ctx context.Context, a store.Alert) error {
 		e.sch.Set(a.ID, x.NextAt)
 	}
 	return nil
+}
+
+// takeTold returns (and forgets) the console delivery the fast lane made
+// for an alert and nobody recorded yet, if any.
+func (e *Engine) takeTold(alertID string) *early {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ea := e.told[alertID]
+	delete(e.told, alertID)
+	return ea
+}
+
+// recordTold records the fast lane's console delivery for a, if nobody
+// did yet: the alert changed before its ladder's first moment ran.
+func (e *Engine) recordTold(ctx context.Context, a store.Alert) {
+	if ea := e.takeTold(a.ID); ea != nil {
+		e.finish(ctx, a, ea.r, ea.m, stepName(0, ea.policy.Steps[0]), store.Delivery{}, ea.at, ea.rec, ea.err, ea.latency)
+	}
+}
+
+// startLadder stores a's ladder unless it has one and returns it.
+func (e *Engine) startLadder(ctx context.Context, a store.Alert, ea *early) (store.Escalation, error) {
+	var p Policy
+	if ea != nil && ea.policy != nil {
+		p = *ea.policy
+	} else {
+		var err error
+		if p, err = e.policyFor(ctx, a.OrgID, a.Kind); err != nil {
+			return store.Escalation{}, err
+		}
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return store.Escalation{}, fmt.Errorf("start escalation of %s: %w", a.ID, err)
+	}
+	o := origin(a)
+	x, _, err := e.st.StartEscalation(ctx, store.Escalation{AlertID: a.ID, OrgID: a.OrgID, Policy: string(b),
+		StartedAt: o, NextAt: o, State: store.EscalationActive})
+	return x, err
+}
+
+// takeEarly waits for the fast lane to be done with a raised alert and
+// returns what it did (nil if it never saw the alert).
+func (e *Engine) takeEarly(ctx context.Context, alertID string) (*early, error) {
+	e.mu.Lock()
+	x := e.early[alertID]
+	e.mu.Unlock()
+	if x == nil {
+		return nil, nil
+	}
+	select {
+	case <-x.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	e.mu.Lock()
+	delete(e.early, alertID)
+	e.mu.Unlock()
+	return x, nil
+}
+
+// publishEarly tells the console of a new raise at once, ahead of the
+// ladder's store writes, when the ladder's first step names the console
+// and is due now. It only reads the store: the alert is durable (Observe
+// comes after its raise committed), and the console delivery is recorded
+// afterwards, by the ladder's first moment in place of sending it (see
+// start). A crash before that record loses nothing: the restart starts or
+// resumes the ladder, whose first moment finds no record and tells the
+// console again (at least once, as for any delivery).
+func (e *Engine) publishEarly(ctx context.Context, a store.Alert, x *early) {
+	if origin(a).After(e.clk.Now()) {
+		return // a pre-alert: the ladder starts later
+	}
+	if _, err := e.st.GetEscalation(ctx, a.ID); !errors.Is(err, store.ErrNotFound) {
+		return // a ladder exists already (or cannot tell): its moments decide
+	}
+	p, err := e.policyFor(ctx, a.OrgID, a.Kind)
+	if err != nil {
+		return
+	}
+	x.policy = &p
+	if len(p.Steps) == 0 {
+		return
+	}
+	n, ok := e.channels[ChannelConsole]
+	if !ok {
+		return
+	}
+	for _, r := range p.Steps[0].Recipients {
+		if r.Channel != ChannelConsole || r.selector() {
+			continue
+		}
+		x.r, x.m, x.at = r, e.message(ctx, a, notify.EventRaised, Point{At: origin(a)}), e.clk.Now().UTC()
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
+		x.rec, x.err = n.Notify(sctx, notify.Target{Channel: ChannelConsole, Address: a.OrgID, Name: r.Name}, x.m)
+		cancel()
+		x.latency, x.sent = time.Since(start), ctx.Err() == nil
+		return
+	}
 }
 
 // policyFor returns the organisation's policy for kind, its default
@@ -457,12 +634,15 @@ func (e *Engine) deliverAll(ctx context.Context, a store.Alert, rs []Recipient, 
 // deliver sends m to r once: recorded before, finished after, and put on
 // the alert's timeline.
 func (e *Engine) deliver(ctx context.Context, a store.Alert, r Recipient, m notify.Message, what string) {
-	target := r.Address
-	if r.Channel == ChannelConsole {
-		target = a.OrgID
+	if r.Channel == ChannelConsole && m.Event == notify.EventRaised && m.Step == 0 && m.Attempt == 0 {
+		if ea := e.takeTold(a.ID); ea != nil {
+			// The fast lane told the console already: record it, once.
+			e.finish(ctx, a, r, m, what, store.Delivery{}, ea.at, ea.rec, ea.err, ea.latency)
+			return
+		}
 	}
-	h := sha256.Sum256([]byte(target))
-	key := fmt.Sprintf("%s/%s/%d/%d/%s/%s", a.ID, m.Event, m.Step, m.Attempt, r.Channel, hex.EncodeToString(h[:8]))
+	target := deliveryTarget(a, r)
+	key := deliveryKey(a, r, m)
 	d, created, err := e.st.BeginDelivery(ctx, store.Delivery{Key: key, AlertID: a.ID, OrgID: a.OrgID, Event: string(m.Event),
 		Step: m.Step, Attempt: m.Attempt, Channel: r.Channel, Target: target, CreatedAt: e.clk.Now().UTC()})
 	if err != nil {
@@ -487,7 +667,44 @@ func (e *Engine) deliver(ctx context.Context, a store.Alert, r Recipient, m noti
 	if ctx.Err() != nil {
 		return // shutting down: left pending, sent again after the restart
 	}
-	d.Latency, d.DoneAt, d.ProviderID = time.Since(start), e.clk.Now().UTC(), rec.ProviderID
+	e.finish(ctx, a, r, m, what, d, time.Time{}, rec, err, time.Since(start))
+}
+
+// deliveryTarget is the address a delivery goes to: the organisation for
+// the console.
+func deliveryTarget(a store.Alert, r Recipient) string {
+	if r.Channel == ChannelConsole {
+		return a.OrgID
+	}
+	return r.Address
+}
+
+// deliveryKey is a delivery's unique key: alert, event, step, repeat,
+// channel, recipient.
+func deliveryKey(a store.Alert, r Recipient, m notify.Message) string {
+	h := sha256.Sum256([]byte(deliveryTarget(a, r)))
+	return fmt.Sprintf("%s/%s/%d/%d/%s/%s", a.ID, m.Event, m.Step, m.Attempt, r.Channel, hex.EncodeToString(h[:8]))
+}
+
+// finish records a delivery's outcome and puts it on the alert's
+// timeline. d is the delivery as begun; a zero d (the console fast lane,
+// which sent before recording) is begun here first, at begun, unless a
+// record of it exists already.
+func (e *Engine) finish(ctx context.Context, a store.Alert, r Recipient, m notify.Message, what string, d store.Delivery,
+	begun time.Time, rec notify.Receipt, err error, latency time.Duration) {
+	key := deliveryKey(a, r, m)
+	if d.Key == "" {
+		got, created, berr := e.st.BeginDelivery(ctx, store.Delivery{Key: key, AlertID: a.ID, OrgID: a.OrgID, Event: string(m.Event),
+			Step: m.Step, Attempt: m.Attempt, Channel: r.Channel, Target: deliveryTarget(a, r), CreatedAt: begun})
+		if berr != nil {
+			e.log.Error("escalation: delivery not recorded", "alert_id", a.ID, "channel", r.Channel, "err", berr)
+			got = store.Delivery{Key: key, AlertID: a.ID}
+		} else if !created && got.Status != store.DeliveryPending {
+			return // recorded already
+		}
+		d = got
+	}
+	d.Latency, d.DoneAt, d.ProviderID = latency, e.clk.Now().UTC(), rec.ProviderID
 	d.Status, d.Error = store.DeliverySent, ""
 	action := "notified"
 	if err != nil {

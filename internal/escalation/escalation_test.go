@@ -72,6 +72,23 @@ type world struct {
 	health   map[string]bool // channel → worked last time
 	cancel   context.CancelFunc
 	done     chan struct{}
+	gate     chan struct{} // if set, StartEscalation waits for it to close
+}
+
+// gatedStore holds StartEscalation until its gate closes (or the call's
+// context ends), to show what happens before a ladder is stored.
+type gatedStore struct {
+	*sqlite.Store
+	gate chan struct{}
+}
+
+func (g gatedStore) StartEscalation(ctx context.Context, e store.Escalation) (store.Escalation, bool, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return store.Escalation{}, false, ctx.Err()
+	}
+	return g.Store.StartEscalation(ctx, e)
 }
 
 const ladder = `{
@@ -117,7 +134,11 @@ func (w *world) start() {
 		ns = append(ns, r)
 	}
 	w.health = map[string]bool{}
-	w.eng = escalation.New(w.st, ns, w.clk, slog.New(slog.NewTextHandler(io.Discard, nil)), escalation.Config{BaseURL: "https://vigil.example.org/",
+	var st escalation.Store = w.st
+	if w.gate != nil {
+		st = gatedStore{w.st, w.gate}
+	}
+	w.eng = escalation.New(st, ns, w.clk, slog.New(slog.NewTextHandler(io.Discard, nil)), escalation.Config{BaseURL: "https://vigil.example.org/",
 		ChannelHealth: func(channel string, ok bool) {
 			w.healthMu.Lock()
 			w.health[channel] = ok
@@ -420,6 +441,79 @@ func TestFailingChannelDegrades(t *testing.T) {
 		}
 		return false
 	})
+}
+
+const consoleFirst = `{
+  "steps": [
+    {"name": "supervisor", "recipients": [{"channel": "console"}, {"channel": "email", "address": "sue@example.org"}], "wait": "60s", "repeat": "20s"}
+  ]
+}`
+
+// TestConsoleBeforeLadder: a new raise reaches the console at once, while
+// the ladder is still being stored; the console delivery is recorded
+// afterwards, so the ladder's first moment does not tell the console
+// again and its repeats go on as usual.
+func TestConsoleBeforeLadder(t *testing.T) {
+	w := newWorld(t)
+	w.stop()
+	if err := w.st.PutEscalationPolicy(context.Background(), "acme", "sos", consoleFirst, w.t0); err != nil {
+		t.Fatal(err)
+	}
+	w.gate = make(chan struct{})
+	w.start()
+	w.raise("a1")
+	w.want("the console before the ladder is stored", "0s console:acme raised 0/0")
+	if _, err := w.st.GetEscalation(context.Background(), "a1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ladder stored before the console was told: %v", err)
+	}
+	close(w.gate)
+	w.want("the first step, the console once", "0s console:acme raised 0/0", "0s email:sue@example.org raised 0/0")
+	w.settled("a1", 0, 1)
+	ds, err := w.st.ListDeliveries(context.Background(), "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, fmt.Sprintf("%s %s %d/%d %s", d.Channel, d.Event, d.Step, d.Attempt, d.Status))
+	}
+	slices.Sort(got)
+	if want := []string{"console raised 0/0 sent", "email raised 0/0 sent"}; !slices.Equal(got, want) {
+		t.Errorf("deliveries %q, want %q", got, want)
+	}
+	a, err := w.st.GetAlert(context.Background(), "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(a.Timeline, func(e store.AlertEntry) bool {
+		return e.Action == "notified" && strings.HasPrefix(e.Detail, "step 1 (supervisor) · console feed · raised")
+	}) {
+		t.Errorf("the console delivery is not on the timeline: %+v", a.Timeline)
+	}
+	w.at(20 * time.Second)
+	w.want("the first repeat", "0s console:acme raised 0/0", "0s email:sue@example.org raised 0/0",
+		"20s console:acme reminder 0/1", "20s email:sue@example.org reminder 0/1")
+}
+
+// TestConsoleBeforeLadderCrash: the server stops after the console was
+// told and before the ladder or the console's record was stored; after
+// the restart the ladder starts and tells everyone, the console again (at
+// least once): nothing is lost.
+func TestConsoleBeforeLadderCrash(t *testing.T) {
+	w := newWorld(t)
+	w.stop()
+	if err := w.st.PutEscalationPolicy(context.Background(), "acme", "sos", consoleFirst, w.t0); err != nil {
+		t.Fatal(err)
+	}
+	w.gate = make(chan struct{})
+	w.start()
+	w.raise("a1")
+	w.want("the console before the ladder is stored", "0s console:acme raised 0/0")
+	w.stop()
+	w.gate = nil
+	w.start()
+	w.want("everyone after the restart", "0s console:acme raised 0/0", "0s email:sue@example.org raised 0/0")
+	w.settled("a1", 0, 1)
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
