@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -225,13 +226,15 @@ func (a *API) upgraded(w http.ResponseWriter, r *http.Request, tok string, extra
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *API) verifyTOTP(w http.ResponseWriter, r *http.Request) {
+// codeStep completes a second factor given as a code ({"code": "…"}).
+func (a *API) codeStep(w http.ResponseWriter, r *http.Request,
+	check func(ctx context.Context, p *auth.Principal, code, ip string) (string, error)) {
 	var b codeBody
 	if f, m, ok := decode(w, r, 1<<10, &b); !ok {
 		a.bad(w, f, m)
 		return
 	}
-	tok, err := a.auth.VerifyTOTP(r.Context(), principalOf(r), b.Code, clientIP(r))
+	tok, err := check(r.Context(), principalOf(r), b.Code, clientIP(r))
 	if err != nil {
 		a.authFail(w, r, err)
 		return
@@ -239,18 +242,9 @@ func (a *API) verifyTOTP(w http.ResponseWriter, r *http.Request) {
 	a.upgraded(w, r, tok, nil)
 }
 
+func (a *API) verifyTOTP(w http.ResponseWriter, r *http.Request) { a.codeStep(w, r, a.auth.VerifyTOTP) }
 func (a *API) useRecovery(w http.ResponseWriter, r *http.Request) {
-	var b codeBody
-	if f, m, ok := decode(w, r, 1<<10, &b); !ok {
-		a.bad(w, f, m)
-		return
-	}
-	tok, err := a.auth.UseRecoveryCode(r.Context(), principalOf(r), b.Code, clientIP(r))
-	if err != nil {
-		a.authFail(w, r, err)
-		return
-	}
-	a.upgraded(w, r, tok, nil)
+	a.codeStep(w, r, a.auth.UseRecoveryCode)
 }
 
 func (a *API) beginTOTP(w http.ResponseWriter, r *http.Request) {
@@ -302,14 +296,20 @@ func rawJSON(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return b, true
 }
 
-func (a *API) beginPasskey(w http.ResponseWriter, r *http.Request) {
-	opts, err := a.auth.BeginWebAuthnRegistration(r.Context(), principalOf(r))
+// passkeyOptions answers a WebAuthn ceremony's options (JSON for the
+// browser's navigator.credentials call).
+func (a *API) passkeyOptions(w http.ResponseWriter, r *http.Request, begin func(ctx context.Context, p *auth.Principal) ([]byte, error)) {
+	opts, err := begin(r.Context(), principalOf(r))
 	if err != nil {
 		a.authFail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(opts)
+}
+
+func (a *API) beginPasskey(w http.ResponseWriter, r *http.Request) {
+	a.passkeyOptions(w, r, a.auth.BeginWebAuthnRegistration)
 }
 
 func (a *API) finishPasskey(w http.ResponseWriter, r *http.Request) {
@@ -326,13 +326,7 @@ func (a *API) finishPasskey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) beginPasskeyLogin(w http.ResponseWriter, r *http.Request) {
-	opts, err := a.auth.BeginWebAuthnLogin(r.Context(), principalOf(r))
-	if err != nil {
-		a.authFail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(opts)
+	a.passkeyOptions(w, r, a.auth.BeginWebAuthnLogin)
 }
 
 func (a *API) finishPasskeyLogin(w http.ResponseWriter, r *http.Request) {
