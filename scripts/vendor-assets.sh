@@ -12,6 +12,10 @@ dest=internal/web/console/static/vendor
 # name version file-in-package → file-in-vendor
 assets=(
   "htmx.org 2.0.11 package/dist/htmx.min.js htmx.min.js"
+  "leaflet 1.9.4 package/dist/leaflet.js leaflet.js"
+  "leaflet 1.9.4 package/dist/leaflet.css leaflet.css"
+  "uplot 1.6.32 package/dist/uPlot.iife.min.js uplot.min.js"
+  "uplot 1.6.32 package/dist/uPlot.min.css uplot.min.css"
 )
 
 tmp=$(mktemp -d)
@@ -22,9 +26,11 @@ versions="# Vendored by scripts/vendor-assets.sh; do not edit.
 for a in "${assets[@]}"; do
   read -r name version src file <<<"$a"
   echo "== $name@$version"
-  tgz=$(cd "$tmp" && npm pack --silent "$name@$version")
-  mkdir -p "$tmp/$name"
-  tar -xzf "$tmp/$tgz" -C "$tmp/$name"
+  if [ ! -d "$tmp/$name" ]; then
+    tgz=$(cd "$tmp" && npm pack --silent "$name@$version")
+    mkdir -p "$tmp/$name"
+    tar -xzf "$tmp/$tgz" -C "$tmp/$name"
+  fi
   cp "$tmp/$name/$src" "$dest/$file"
   sum=$(sha256sum "$dest/$file" | cut -d' ' -f1)
   versions+=$'\n'"$name $version $sum $file"

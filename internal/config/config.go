@@ -49,16 +49,17 @@ type Config struct {
 	// AutoMigrate applies pending schema migrations at start-up.
 	AutoMigrate bool
 
-	NATS   NATSConfig
-	MQTT   MQTTConfig
-	HTTPS  HTTPSConfig
-	Admin  AdminConfig
-	API    APIConfig
-	Auth   AuthConfig
-	Safety SafetyConfig
-	Notify NotifyConfig
-	TLS    TLSConfig
-	Log    LogConfig
+	NATS    NATSConfig
+	MQTT    MQTTConfig
+	HTTPS   HTTPSConfig
+	Admin   AdminConfig
+	API     APIConfig
+	Console ConsoleConfig
+	Auth    AuthConfig
+	Safety  SafetyConfig
+	Notify  NotifyConfig
+	TLS     TLSConfig
+	Log     LogConfig
 }
 
 // NATSConfig is the event bus.
@@ -103,6 +104,18 @@ type AdminConfig struct {
 	// Listen is "host:port" or a unix socket ("/path" or "unix:path").
 	Listen      string
 	AllowPublic bool
+}
+
+// ConsoleConfig is the web console's settings.
+type ConsoleConfig struct {
+	// Tiles is the map tile server's URL template
+	// (https://host/{z}/{x}/{y}.png; {s} for subdomains). Empty (the
+	// default) draws maps on a plain grid with a scale: positions show,
+	// and no third party learns where anyone is.
+	Tiles string
+	// TilesAttribution is shown on maps with tiles (e.g. "© OpenStreetMap
+	// contributors").
+	TilesAttribution string
 }
 
 // APIConfig is an extra listener for the JSON API (sessions, alerts,
@@ -335,6 +348,12 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.MaxLifetime < c.Auth.IdleTimeout || c.Auth.MaxLifetime > 7*24*time.Hour {
 		bad("auth.max_lifetime", "want from auth.idle_timeout to 168h, got %v", c.Auth.MaxLifetime)
+	}
+	if t := c.Console.Tiles; t != "" {
+		if u, err := url.Parse(strings.NewReplacer("{s}", "a", "{z}", "0", "{x}", "0", "{y}", "0", "{r}", "").Replace(t)); err != nil ||
+			u.Scheme != "https" || u.Host == "" || u.User != nil || strings.ContainsAny(u.Host, " ;,'*") {
+			bad("console.tiles", "want an https URL template such as https://tile.example.org/{z}/{x}/{y}.png")
+		}
 	}
 	if c.Auth.OIDCIssuer != "" {
 		if u, err := url.Parse(c.Auth.OIDCIssuer); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {

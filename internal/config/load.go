@@ -62,6 +62,8 @@ var options = withSecretFiles([]option{
 	{"admin.allow_public", "admin-allow-public", "allow an admin listen address that is not loopback", kindBool, func(c *Config) any { return &c.Admin.AllowPublic }},
 	{"api.listen", "api-listen", "an extra listen `address` for the JSON API (it is always on the HTTPS listener too; every route needs sign-in or an API token)", kindString, func(c *Config) any { return &c.API.Listen }},
 	{"auth.idle_timeout", "idle-timeout", "end a sign-in session unused this `duration`", kindDuration, func(c *Config) any { return &c.Auth.IdleTimeout }},
+	{"console.tiles", "console-tiles", "map tile server `URL` template (https://host/{z}/{x}/{y}.png); empty draws maps on a plain grid and sends no location to a third party", kindString, func(c *Config) any { return &c.Console.Tiles }},
+	{"console.tiles_attribution", "console-tiles-attribution", "attribution `text` shown on maps with tiles", kindString, func(c *Config) any { return &c.Console.TilesAttribution }},
 	{"auth.oidc_issuer", "oidc-issuer", "OpenID Connect identity provider `URL` for single sign-on (off when empty)", kindString, func(c *Config) any { return &c.Auth.OIDCIssuer }},
 	{"auth.oidc_client_id", "oidc-client-id", "this server's OpenID Connect client `id`", kindString, func(c *Config) any { return &c.Auth.OIDCClientID }},
 	{"auth.oidc_client_secret", "oidc-client-secret", "OpenID Connect client `secret` (secret; prefer --oidc-client-secret-file)", kindSecret, func(c *Config) any { return &c.Auth.OIDCClientSecret }},

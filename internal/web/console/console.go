@@ -25,7 +25,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,18 +89,46 @@ type Console struct {
 	st     Store
 	alerts Alerts
 	audit  Auditor
+	api    http.Handler
 	log    *slog.Logger
+	csp    string
+	tiles  string
+	attrib string
 
 	tmpl   *template.Template
 	static fs.FS
 	hashes map[string]string // static file name → content hash (cache busting)
 }
 
+// Deps is what the console is built from.
+type Deps struct {
+	Auth   Auth
+	Store  Store
+	Alerts Alerts
+	// Audit may be nil (no audit log).
+	Audit Auditor
+	// API is the JSON API's handler: console actions that change or read
+	// more than the alarm list call it in-process as the signed-in user
+	// (see apiCall), so the permission table, validation and audit are the
+	// API's own.
+	API http.Handler
+	Log *slog.Logger
+	// Tiles is the map tile URL template ({z}/{x}/{y}), "" for the
+	// tile-less grid (the default: no third party learns where anyone is).
+	Tiles string
+	// Attribution is the tiles' attribution text.
+	Attribution string
+}
+
 // New parses the templates and indexes the static assets; a template that
-// does not parse is an error at start-up, not at the first request. aud
-// may be nil (no audit log).
-func New(a Auth, st Store, alerts Alerts, aud Auditor, log *slog.Logger) (*Console, error) {
-	c := &Console{auth: a, st: st, alerts: alerts, audit: aud, log: log, hashes: map[string]string{}}
+// does not parse is an error at start-up, not at the first request.
+func New(d Deps) (*Console, error) {
+	csp, err := cspFor(d.Tiles)
+	if err != nil {
+		return nil, err
+	}
+	c := &Console{auth: d.Auth, st: d.Store, alerts: d.Alerts, audit: d.Audit, api: d.API, log: d.Log,
+		csp: csp, tiles: d.Tiles, attrib: d.Attribution, hashes: map[string]string{}}
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("console: static assets: %w", err)
@@ -120,13 +150,65 @@ func New(a Auth, st Store, alerts Alerts, aud Auditor, log *slog.Logger) (*Conso
 		return nil, fmt.Errorf("console: static assets: %w", err)
 	}
 	c.tmpl, err = template.New("").Funcs(template.FuncMap{
-		"asset": c.assetURL,
-		"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"asset":       c.assetURL,
+		"when":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"tiles":       func() string { return c.tiles },
+		"attribution": func() string { return c.attrib },
+		"page":        page,
 	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)
 	}
 	return c, nil
+}
+
+// pageHead is the data of the "headx" template.
+type pageHead struct {
+	Title            string
+	Map, Chart, Wall bool
+	Wide             bool
+	JS, CSS          []string
+}
+
+// page builds a pageHead from a title and flags: "map" (Leaflet and
+// map.js), "chart" (uPlot), "wall" (wall-screen body class), "wide" (full
+// width main), or a static file name ending in .js or .css.
+func page(title string, flags ...string) pageHead {
+	h := pageHead{Title: title}
+	for _, f := range flags {
+		switch {
+		case f == "map":
+			h.Map, h.Wide = true, true
+		case f == "chart":
+			h.Chart = true
+		case f == "wall":
+			h.Wall, h.Wide = true, true
+		case f == "wide":
+			h.Wide = true
+		case strings.HasSuffix(f, ".js"):
+			h.JS = append(h.JS, f)
+		case strings.HasSuffix(f, ".css"):
+			h.CSS = append(h.CSS, f)
+		}
+	}
+	return h
+}
+
+// cspFor is the pages' CSP: CSP plus the tile server's origin in img-src
+// when maps load tiles.
+func cspFor(tiles string) (string, error) {
+	if tiles == "" {
+		return CSP, nil
+	}
+	u, err := url.Parse(strings.NewReplacer("{s}", "a", "{z}", "0", "{x}", "0", "{y}", "0", "{r}", "").Replace(tiles))
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(u.Host, " ;,'*") {
+		return "", fmt.Errorf("console: tile URL must be an https URL template such as https://tile.example.org/{z}/{x}/{y}.png")
+	}
+	host := u.Host
+	if strings.Contains(tiles, "{s}.") {
+		host = "*." + strings.SplitN(u.Host, ".", 2)[1]
+	}
+	return strings.Replace(CSP, "img-src 'self' data:", "img-src 'self' data: https://"+host, 1), nil
 }
 
 // assetURL is a static file's URL with its content hash, so that the file
@@ -149,8 +231,11 @@ type route struct {
 }
 
 // routes is every console route; Register serves these and nothing else
-// (any other path under /console/ is a 404 page).
-var routes = []route{
+// (any other path under /console/ is a 404 page). Each page family keeps
+// its own table next to its handlers.
+var routes = slices.Concat(coreRoutes, boardRoutes, alertRoutes, zoneRoutes, adminRoutes, reportRoutes, accountRoutes)
+
+var coreRoutes = []route{
 	{"GET /{$}", true, func(c *Console) http.HandlerFunc { return c.home }},
 	{"GET /static/", true, func(c *Console) http.HandlerFunc { return c.serveStatic }},
 	{"POST /console/login", true, func(c *Console) http.HandlerFunc { return c.login }},
@@ -185,7 +270,8 @@ func (c *Console) Register(mux *http.ServeMux) {
 // its current hash, revalidated otherwise.
 func (c *Console) serveStatic(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/static/")
-	ctype := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}[path.Ext(name)]
+	ctype := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+		".svg": "image/svg+xml", ".png": "image/png"}[path.Ext(name)]
 	h, ok := c.hashes[name]
 	if !ok || ctype == "" || !fs.ValidPath(name) {
 		c.errorPage(w, r, http.StatusNotFound, "No such file.")
@@ -555,7 +641,7 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", CSP)
+	hd.Set("Content-Security-Policy", c.csp)
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)

@@ -161,7 +161,7 @@ func newWorld(t *testing.T) *world {
 		people: map[string]store.Person{"p1": {ID: "p1", OrgID: "acme", Name: xss}},
 	}
 	w := &world{auth: newFakeAuth(), st: st, alerts: &fakeAlerts{st: st}, audit: &fakeAudit{}}
-	c, err := New(w.auth, w.st, w.alerts, w.audit, slog.New(slog.DiscardHandler))
+	c, err := New(Deps{Auth: w.auth, Store: w.st, Alerts: w.alerts, Audit: w.audit, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

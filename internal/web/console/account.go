@@ -1,0 +1,4 @@
+package console
+
+// accountRoutes are the console's routes of this page family (see routes).
+var accountRoutes = []route{}

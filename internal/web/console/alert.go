@@ -1,0 +1,4 @@
+package console
+
+// alertRoutes are the console's routes of this page family (see routes).
+var alertRoutes = []route{}

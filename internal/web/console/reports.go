@@ -1,0 +1,4 @@
+package console
+
+// reportRoutes are the console's routes of this page family (see routes).
+var reportRoutes = []route{}

@@ -1,0 +1,4 @@
+package console
+
+// zoneRoutes are the console's routes of this page family (see routes).
+var zoneRoutes = []route{}
