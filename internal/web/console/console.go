@@ -65,8 +65,16 @@ type Auth interface {
 	Config() auth.Config
 }
 
-// Store is what the console reads.
+// Store is what the console reads; each page family adds its own part.
 type Store interface {
+	boardStore
+	alertStore
+	zonesStore
+	adminStore
+	reportsStore
+	settingsStore
+	accountStore
+
 	GetAlert(ctx context.Context, id string) (store.Alert, error)
 	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
 	GetPerson(ctx context.Context, id string) (store.Person, error)
@@ -233,7 +241,7 @@ type route struct {
 // routes is every console route; Register serves these and nothing else
 // (any other path under /console/ is a 404 page). Each page family keeps
 // its own table next to its handlers.
-var routes = slices.Concat(coreRoutes, boardRoutes, alertRoutes, zoneRoutes, adminRoutes, reportRoutes, accountRoutes)
+var routes = slices.Concat(coreRoutes, boardRoutes, alertRoutes, zoneRoutes, adminRoutes, reportRoutes, settingsRoutes, accountRoutes)
 
 var coreRoutes = []route{
 	{"GET /{$}", true, func(c *Console) http.HandlerFunc { return c.home }},

@@ -1,0 +1,4 @@
+package web
+
+// deviceAdminRoutes are API routes of this family (see Routes).
+var deviceAdminRoutes = []Route{}
