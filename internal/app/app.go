@@ -181,6 +181,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		return nil, err
 	}
 	a.api.SetAuth(a.auth, a.audit, a.store)
+	a.wireAlertNotes()
+	a.wirePairing()
+	a.wireDeviceAdmin()
 	return a, nil
 }
 
