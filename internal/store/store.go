@@ -106,6 +106,14 @@ type Device struct {
 	State           DeviceState
 }
 
+// RevokedDevice is a disabled device as a gateway's denylist keeps it.
+type RevokedDevice struct {
+	ID              string
+	OrgID           string
+	CertFingerprint string // "" when it never enrolled a certificate
+	DisabledAt      time.Time
+}
+
 // DeviceState is what the projection of events says about a device now.
 type DeviceState struct {
 	LastSeen     time.Time // received_at of the newest event; zero if never
@@ -168,6 +176,11 @@ type Store interface {
 	AssignDevice(ctx context.Context, deviceID, personID string) error // personID "" unassigns
 	SetDeviceSecret(ctx context.Context, deviceID string, secretHash []byte) error
 	DisableDevice(ctx context.Context, deviceID string, at time.Time) error
+	// ListRevokedDevices lists devices disabled at or after since (zero:
+	// all disabled devices), oldest first: the gateways' denylist, polled
+	// so that a revocation made anywhere (API, CLI, another instance)
+	// reaches every live connection.
+	ListRevokedDevices(ctx context.Context, since time.Time) ([]RevokedDevice, error)
 
 	// ApplyEvents projects a batch in one transaction: appends each event
 	// not yet stored (by DeviceID+MsgID) to the event log, appends

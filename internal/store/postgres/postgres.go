@@ -571,6 +571,30 @@ func (s *Store) DisableDevice(ctx context.Context, deviceID string, at time.Time
 		`UPDATE devices SET disabled_at = coalesce(disabled_at, $1) WHERE id = $2`, orNow(at), deviceID)
 }
 
+// ListRevokedDevices lists devices disabled at or after since; see
+// store.Store.
+func (s *Store) ListRevokedDevices(ctx context.Context, since time.Time) ([]store.RevokedDevice, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, coalesce(cert_fingerprint, ''), disabled_at FROM devices
+		WHERE disabled_at IS NOT NULL AND disabled_at >= $1 ORDER BY disabled_at, id`, since)
+	if err != nil {
+		return nil, fmt.Errorf("list revoked devices: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RevokedDevice
+	for rows.Next() {
+		var d store.RevokedDevice
+		if err := rows.Scan(&d.ID, &d.OrgID, &d.CertFingerprint, &d.DisabledAt); err != nil {
+			return nil, fmt.Errorf("list revoked devices: %w", err)
+		}
+		d.DisabledAt = d.DisabledAt.UTC()
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list revoked devices: %w", err)
+	}
+	return out, nil
+}
+
 // --- events ---------------------------------------------------------------
 
 const insertEventsUnnest = `INSERT INTO events

@@ -723,6 +723,35 @@ func (s *Store) DisableDevice(ctx context.Context, deviceID string, at time.Time
 		nanos(orNow(at)), deviceID)
 }
 
+// ListRevokedDevices lists devices disabled at or after since; see
+// store.Store.
+func (s *Store) ListRevokedDevices(ctx context.Context, since time.Time) ([]store.RevokedDevice, error) {
+	from := int64(1)
+	if !since.IsZero() {
+		from = max(1, since.UnixNano())
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, org_id, coalesce(cert_fingerprint, ''), disabled_at FROM devices
+		WHERE disabled_at >= ? ORDER BY disabled_at, id`, from)
+	if err != nil {
+		return nil, fmt.Errorf("list revoked devices: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RevokedDevice
+	for rows.Next() {
+		var d store.RevokedDevice
+		var at int64
+		if err := rows.Scan(&d.ID, &d.OrgID, &d.CertFingerprint, &at); err != nil {
+			return nil, fmt.Errorf("list revoked devices: %w", err)
+		}
+		d.DisabledAt = time.Unix(0, at).UTC()
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list revoked devices: %w", err)
+	}
+	return out, nil
+}
+
 // --- events ---------------------------------------------------------------
 
 // ApplyEvents projects a batch in one transaction; see store.Store.

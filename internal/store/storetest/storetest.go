@@ -421,6 +421,29 @@ func testDisableAndSecret(t *testing.T, s store.Store) {
 	if got := device(t, s, "d2").DisabledAt; !got.IsZero() {
 		t.Errorf("other device DisabledAt = %v, want zero", got)
 	}
+
+	// The revocation denylist: disabled devices, oldest first, from a time.
+	must(t, s.SetDeviceCertFingerprint(ctx, "d2", "ab12"), "set fingerprint")
+	must(t, s.DisableDevice(ctx, "d2", at(3*time.Hour)), "disable d2")
+	all, err := s.ListRevokedDevices(ctx, time.Time{})
+	must(t, err, "list revoked")
+	want := []store.RevokedDevice{
+		{ID: "d1", OrgID: device(t, s, "d1").OrgID, DisabledAt: at(time.Hour)},
+		{ID: "d2", OrgID: device(t, s, "d2").OrgID, CertFingerprint: "ab12", DisabledAt: at(3 * time.Hour)},
+	}
+	if diff := cmp.Diff(want, all, opts); diff != "" {
+		t.Errorf("ListRevokedDevices(all) (-want +got):\n%s", diff)
+	}
+	later, err := s.ListRevokedDevices(ctx, at(2*time.Hour))
+	must(t, err, "list revoked since")
+	if diff := cmp.Diff(want[1:], later, opts); diff != "" {
+		t.Errorf("ListRevokedDevices(since 2h) (-want +got):\n%s", diff)
+	}
+	none, err := s.ListRevokedDevices(ctx, at(4*time.Hour))
+	must(t, err, "list revoked since")
+	if len(none) != 0 {
+		t.Errorf("ListRevokedDevices(since 4h) = %v, want none", none)
+	}
 }
 
 func testApplyEmpty(t *testing.T, s store.Store) {
