@@ -184,6 +184,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	a.wireAlertNotes()
 	a.wirePairing()
 	a.wireDeviceAdmin()
+	a.api.SetDeviceRevoker(a)
 	return a, nil
 }
 
@@ -342,6 +343,17 @@ func (a *App) Start() error {
 		return err
 	}
 
+	since, err := a.loadRevocations(ctx)
+	if err != nil {
+		return err
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		t := time.NewTicker(revocationPoll)
+		defer t.Stop()
+		a.watchRevocations(ctx, since, t.C)
+	}()
 	if err := a.mqtt.Start(); err != nil {
 		return err
 	}

@@ -83,6 +83,7 @@ type API struct {
 	audit       Auditor
 	dir         Directory
 	enroller    Enroller
+	revoker     DeviceRevoker
 }
 
 // Directory is the organisations' people, users, teams and credentials as

@@ -163,7 +163,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		tlsRefuse: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_mqtt_tls_client_refused_total",
-			Help: "TLS handshakes refused for the client certificate, by reason (no_certificate, unknown_ca, expired, no_client_auth, not_device, untrusted).",
+			Help: "TLS handshakes refused for the client certificate, by reason (no_certificate, unknown_ca, expired, no_client_auth, not_device, revoked, untrusted).",
 		}, []string{"reason"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_mqtt_clients_connected", Help: "Devices connected over MQTT.",
@@ -196,6 +196,7 @@ type Gateway struct {
 	limited *netlimit.Limited
 	mu      sync.Mutex
 	devices map[string]string // client id (= device id) → org id, set on authenticated CONNECT
+	revoked map[string]bool   // certificate fingerprints refused in the handshake (Revoke)
 	hookIDs []string
 }
 
@@ -209,6 +210,7 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 		cfg: cfg, tls: tlsCfg, auth: auth, pub: pub, dec: dec, clk: clk, log: log,
 		m:       newMetrics(reg),
 		devices: make(map[string]string),
+		revoked: make(map[string]bool),
 	}
 	switch {
 	case cfg.ClientCerts != ClientCertsOptional && cfg.ClientCerts != ClientCertsRequired:
@@ -275,8 +277,43 @@ func (g *Gateway) verifyClient(cs tls.ConnectionState) error {
 	if _, err := pki.DeviceID(cs.PeerCertificates[0]); err != nil {
 		return g.refuseTLS("not_device", err)
 	}
+	g.mu.Lock()
+	revoked := g.revoked[pki.Fingerprint(cs.PeerCertificates[0].Raw)]
+	g.mu.Unlock()
+	if revoked {
+		return g.refuseTLS("revoked", errors.New("mqttgw: device certificate revoked"))
+	}
 	return nil
 }
+
+// Revoke cuts a device off: its certificate (fingerprint, hex SHA-256;
+// "" when it has none) is refused in every later TLS handshake, and its
+// live connection, if any, is closed now (MQTT 5 clients get DISCONNECT
+// 0x98, administrative action). New CONNECTs are refused by the
+// authenticator, which sees the device disabled. It reports whether a
+// live connection was closed. Idempotent.
+func (g *Gateway) Revoke(deviceID, fingerprint string) bool {
+	g.mu.Lock()
+	if fingerprint != "" {
+		g.revoked[fingerprint] = true
+	}
+	delete(g.devices, deviceID)
+	g.mu.Unlock()
+	cl, ok := g.srv.Clients.Get(deviceID)
+	if !ok || cl.Net.Inline || cl.Closed() {
+		return false
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		// It also stops the client; the answer is the reason code itself.
+		_ = g.srv.DisconnectClient(cl, packets.ErrAdministrativeAction)
+	}
+	cl.Stop(errRevoked) // 3.1.1 has no server DISCONNECT: the connection just closes
+	g.m.refused.WithLabelValues("revoked").Inc()
+	g.log.Warn("mqtt device revoked: connection closed", "device_id", deviceID)
+	return true
+}
+
+var errRevoked = errors.New("mqttgw: device revoked")
 
 func (g *Gateway) refuseTLS(reason string, err error) error {
 	g.m.tlsRefuse.WithLabelValues(reason).Inc()

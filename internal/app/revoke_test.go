@@ -1,0 +1,178 @@
+package app_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+
+	"vigil/internal/app"
+	"vigil/internal/device"
+	"vigil/internal/enrol"
+	"vigil/internal/sim"
+	"vigil/internal/store"
+	"vigil/internal/vigiltest"
+)
+
+// connectWatched connects a device over MQTT/TLS (with cert when not nil,
+// else with its secret) and returns a channel closed when the server ends
+// the connection.
+func connectWatched(t *testing.T, a *app.App, c device.Credentials, cert *tls.Certificate) (*paho.Client, <-chan struct{}, error) {
+	t.Helper()
+	cfg := vigiltest.ClientTLS(t, a)
+	if cert != nil {
+		cfg = cfg.Clone()
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	conn, err := tls.Dial("tcp", a.Addr("mqtt"), cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() { conn.Close() })
+	gone := make(chan struct{})
+	var once bool
+	closed := func() {
+		if !once {
+			once = true
+			close(gone)
+		}
+	}
+	cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn),
+		OnServerDisconnect: func(*paho.Disconnect) { closed() },
+		OnClientError:      func(error) { closed() },
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cp := &paho.Connect{ClientID: c.DeviceID, KeepAlive: 30, CleanStart: true}
+	if cert == nil {
+		cp.Username, cp.UsernameFlag, cp.Password, cp.PasswordFlag = c.DeviceID, true, []byte(c.Secret), true
+	}
+	ca, err := cl.Connect(ctx, cp)
+	if ca != nil && ca.ReasonCode != 0 {
+		return nil, nil, &connackError{code: ca.ReasonCode}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, gone, nil
+}
+
+// connackError is a CONNACK that refused the connection.
+type connackError struct{ code byte }
+
+func (e *connackError) Error() string { return fmt.Sprintf("CONNACK 0x%02x", e.code) }
+
+// TestRevokeDeviceCutsItOff (security requirement 7): a device connected
+// with its certificate (mutual TLS required) is revoked through the API;
+// its live connection closes at once and its certificate is refused in
+// the next handshake; the revocation is audited with the reason.
+func TestRevokeDeviceCutsItOff(t *testing.T) {
+	cfg := vigiltest.Config(t)
+	cfg.MQTT.ClientCerts = "required"
+	a := vigiltest.StartApp(t, cfg)
+	ctx := context.Background()
+	c := register(t, a)
+	other := register(t, a)
+	tok, err := enrol.NewToken(ctx, a.Store(), time.Now(), c.DeviceID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := sim.Enrol(ctx, a.Addr("https"), vigiltest.ClientTLS(t, a), c.DeviceID, tok.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, gone, err := connectWatched(t, a, c, cert)
+	if err != nil {
+		t.Fatalf("connect with the certificate: %v", err)
+	}
+
+	api := newAPIClient(t, a)
+	if code := api.do("POST", "/api/v1/devices/"+c.DeviceID+"/revoke", `{"reason":""}`, nil); code != 400 {
+		t.Errorf("revoke without a reason: %d, want 400", code)
+	}
+	if code := api.do("POST", "/api/v1/devices/nope/revoke", `{"reason":"lost"}`, nil); code != 404 {
+		t.Errorf("revoke an unknown device: %d, want 404", code)
+	}
+	start := time.Now()
+	var res struct {
+		DeviceID string    `json:"device_id"`
+		At       time.Time `json:"revoked_at"`
+		Closed   bool      `json:"connection_closed"`
+	}
+	if code := api.do("POST", "/api/v1/devices/"+c.DeviceID+"/revoke", `{"reason":"pendant lost on a visit"}`, &res); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	if !res.Closed || res.DeviceID != c.DeviceID || res.At.IsZero() {
+		t.Errorf("revoke answered %+v", res)
+	}
+	select {
+	case <-gone:
+		t.Logf("the live connection closed %v after the revocation request was sent", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked device's connection stayed open")
+	}
+	// The certificate is refused in the handshake now.
+	if _, _, err := connectWatched(t, a, c, cert); err == nil {
+		t.Error("the revoked certificate connected again")
+	}
+	// Revoking again keeps the first time.
+	var again struct {
+		At time.Time `json:"revoked_at"`
+	}
+	if code := api.do("POST", "/api/v1/devices/"+c.DeviceID+"/revoke", `{"reason":"again"}`, &again); code != 200 || !again.At.Equal(res.At) {
+		t.Errorf("revoke again: %d at %v, want 200 at %v", code, again.At, res.At)
+	}
+	// Another device is untouched: its certificate still works.
+	tok2, err := enrol.NewToken(ctx, a.Store(), time.Now(), other.DeviceID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert2, err := sim.Enrol(ctx, a.Addr("https"), vigiltest.ClientTLS(t, a), other.DeviceID, tok2.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := connectWatched(t, a, other, cert2); err != nil {
+		t.Errorf("another device's certificate: %v", err)
+	}
+	recs, err := a.Store().ListAudit(ctx, store.AuditFilter{OrgID: "acme", Action: "device.revoke"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Severity != "high" || !strings.Contains(recs[0].Details, "pendant lost on a visit") || recs[0].ObjectID != c.DeviceID {
+		t.Errorf("audit: %+v", recs)
+	}
+}
+
+// TestRevocationMadeElsewhereReachesTheGateway: a device disabled outside
+// this instance's API (the CLI, another instance: straight in the store)
+// loses its live connection through the revocation poll, and its secret
+// no longer connects (CONNACK 0x86).
+func TestRevocationMadeElsewhereReachesTheGateway(t *testing.T) {
+	a := vigiltest.StartApp(t, vigiltest.Config(t))
+	c := register(t, a)
+	_, gone, err := connectWatched(t, a, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := a.Store().DisableDevice(context.Background(), c.DeviceID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone:
+		t.Logf("closed %v after the store changed (poll every second)", time.Since(start).Round(time.Millisecond))
+	case <-time.After(15 * time.Second):
+		t.Fatal("the device disabled in the store stayed connected")
+	}
+	_, _, err = connectWatched(t, a, c, nil)
+	var ce *connackError
+	if !errors.As(err, &ce) || ce.code != 0x86 {
+		t.Errorf("reconnect with the secret: %v, want CONNACK 0x86", err)
+	}
+}
