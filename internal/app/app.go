@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum),
 		ClientCAs:      a.ca.Pool(),
 		ClientCerts:    cfg.MQTT.ClientCerts,
+		SharedIdentity: cfg.MQTT.SharedIdentity,
 	}, a.tlsCfg.Clone(), a.devices, pub, dec, deps.Clock, a.log.With("component", "mqtt"), a.reg)
 	if err != nil {
 		return nil, err
@@ -185,6 +186,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	a.wirePairing()
 	a.wireDeviceAdmin()
 	a.api.SetDeviceRevoker(a)
+	a.mqtt.SetSharedIdentity(a)
 	return a, nil
 }
 

@@ -91,6 +91,11 @@ type MQTTConfig struct {
 	// from Vigil's CA; those without one use their secret) or "required"
 	// (mutual TLS: the handshake fails without a valid device certificate).
 	ClientCerts string
+	// SharedIdentity is what happens when one device identity connects
+	// from several places: "takeover" (default: the newest connection
+	// wins, a security event is raised) or "refuse" (new connections from
+	// another source are refused while the live one stays).
+	SharedIdentity string
 }
 
 // HTTPSConfig is the public HTTPS listener (devices and browsers).
@@ -208,6 +213,7 @@ func Default() Config {
 			MaxConnections: 100000,
 			ReceiveMaximum: 256,
 			ClientCerts:    "optional",
+			SharedIdentity: "takeover",
 		},
 		HTTPS: HTTPSConfig{Listen: ":8443"},
 		Admin: AdminConfig{Listen: "127.0.0.1:9090"},
@@ -321,6 +327,9 @@ func (c Config) Validate() error {
 	}
 	if v := c.MQTT.ClientCerts; v != "optional" && v != "required" {
 		bad("mqtt.client_certs", "%q: want optional or required", v)
+	}
+	if v := c.MQTT.SharedIdentity; v != "takeover" && v != "refuse" {
+		bad("mqtt.shared_identity", "%q: want takeover or refuse", v)
 	}
 	if err := checkListen(c.HTTPS.Listen, false); err != nil {
 		bad("https.listen", "%v", err)

@@ -105,6 +105,9 @@ type Config struct {
 	// ClientCerts is ClientCertsOptional (default) or ClientCertsRequired;
 	// required needs ClientCAs.
 	ClientCerts string
+	// SharedIdentity is the policy for an identity used from several
+	// places: SharedTakeover (default) or SharedRefuse.
+	SharedIdentity string
 }
 
 func (c Config) withDefaults() Config {
@@ -137,6 +140,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientCerts == "" {
 		c.ClientCerts = ClientCertsOptional
+	}
+	if c.SharedIdentity == "" {
+		c.SharedIdentity = SharedTakeover
 	}
 	return c
 }
@@ -197,8 +203,15 @@ type Gateway struct {
 	mu      sync.Mutex
 	devices map[string]string // client id (= device id) → org id, set on authenticated CONNECT
 	revoked map[string]bool   // certificate fingerprints refused in the handshake (Revoke)
+	ident   *identityWatch
+	shared  SharedIdentity // told of shared identities; nil: log and metric only
+	nconn   int            // authenticated connects, to prune ident now and then
 	hookIDs []string
 }
+
+// SetSharedIdentity sets who is told when a device identity is used from
+// several places (call before Start).
+func (g *Gateway) SetSharedIdentity(s SharedIdentity) { g.shared = s }
 
 // New builds a gateway. tlsCfg is required: there is no plaintext listener.
 func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec *event.Decoder, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
@@ -211,12 +224,15 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 		m:       newMetrics(reg),
 		devices: make(map[string]string),
 		revoked: make(map[string]bool),
+		ident:   newIdentityWatch(),
 	}
 	switch {
 	case cfg.ClientCerts != ClientCertsOptional && cfg.ClientCerts != ClientCertsRequired:
 		return nil, fmt.Errorf("mqttgw: client certificates %q: want %s or %s", cfg.ClientCerts, ClientCertsOptional, ClientCertsRequired)
 	case cfg.ClientCerts == ClientCertsRequired && cfg.ClientCAs == nil:
 		return nil, errors.New("mqttgw: client certificates required but no client CA configured")
+	case cfg.SharedIdentity != SharedTakeover && cfg.SharedIdentity != SharedRefuse:
+		return nil, fmt.Errorf("mqttgw: shared identity policy %q: want %s or %s", cfg.SharedIdentity, SharedTakeover, SharedRefuse)
 	}
 	if cfg.ClientCAs != nil {
 		ca, ok := auth.(CertAuthenticator)
@@ -560,6 +576,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		g.log.Error("mqtt device authentication failed", "device_id", id, "err", err)
 		return h.refuseConnect(cl, packets.ErrServerUnavailable, "auth_unavailable")
 	}
+	if refuse := h.sharedIdentity(cl, id, orgID); refuse {
+		return h.refuseConnect(cl, packets.ErrNotAuthorized, "identity_shared")
+	}
 	// A keepalive of 0 (never) or above the cap would let a silent
 	// connection live forever: the server sets its own (MQTT 5 tells the
 	// client in CONNACK; a 3.1.1 client is simply cut after 1.5x).
@@ -572,6 +591,37 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	g.mu.Unlock()
 	g.m.connects.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// sharedIdentity checks an authenticated connection against the device's
+// recent ones (security requirement 6): a shared or cloned identity is
+// logged, counted and reported once per quiet period; under SharedRefuse,
+// while it is flagged, a connection from another source than the live one
+// is refused and the live one stays.
+func (h *hook) sharedIdentity(cl *mqtt.Client, id, orgID string) (refuse bool) {
+	g := h.g
+	ip := sourceIP(cl.Net.Remote)
+	live := false
+	if old, ok := g.srv.Clients.Get(id); ok && old != cl && !old.Closed() && sourceIP(old.Net.Remote) != ip {
+		live = true
+	}
+	now := g.clk.Now()
+	g.mu.Lock()
+	g.nconn++
+	prune := g.nconn%1024 == 0
+	g.mu.Unlock()
+	if prune {
+		g.ident.prune(now)
+	}
+	shared, raise := g.ident.connect(id, ip, now)
+	if raise != nil {
+		g.m.refused.WithLabelValues("identity_shared").Inc()
+		g.log.Warn("mqtt device identity shared", "device_id", id, "sources", raise, "policy", g.cfg.SharedIdentity)
+		if g.shared != nil {
+			g.shared.DeviceIdentityShared(id, orgID, raise, now)
+		}
+	}
+	return shared && live && g.cfg.SharedIdentity == SharedRefuse
 }
 
 // OnConnectAuthenticate admits only clients OnConnect authenticated.

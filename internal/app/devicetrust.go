@@ -3,7 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"vigil/internal/audit"
 )
 
 // revocationPoll is how often every instance looks for devices disabled
@@ -87,4 +90,30 @@ func (a *App) watchRevocations(ctx context.Context, since time.Time, tick <-chan
 			}
 		}
 	}
+}
+
+// DeviceIdentityShared records a shared or cloned device identity
+// (security requirement 6) in the audit log as a high-severity security
+// event with the sources seen. The gateway calls it from the connect path;
+// the record is written off that path.
+func (a *App) DeviceIdentityShared(deviceID, orgID string, sources []string, at time.Time) {
+	if a.audit == nil {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		outcome := "ok" // takeover: the newest connection was let in
+		if a.cfg.MQTT.SharedIdentity == "refuse" {
+			outcome = "denied"
+		}
+		if err := a.audit.Record(ctx, audit.Entry{OrgID: orgID, Actor: "system", Action: "device.identity_shared",
+			ObjectType: "device", ObjectID: deviceID, Outcome: outcome, Severity: "high",
+			Details: map[string]string{"sources": strings.Join(sources, " "), "policy": a.cfg.MQTT.SharedIdentity,
+				"seen_at": at.UTC().Format(time.RFC3339)}}); err != nil {
+			a.log.Error("audit: device identity shared not recorded", "device_id", deviceID, "err", err)
+		}
+	}()
 }

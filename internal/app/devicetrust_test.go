@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -25,12 +26,23 @@ import (
 // the connection.
 func connectWatched(t *testing.T, a *app.App, c device.Credentials, cert *tls.Certificate) (*paho.Client, <-chan struct{}, error) {
 	t.Helper()
+	return connectFrom(t, a, c, cert, "")
+}
+
+// connectFrom is connectWatched from a source address (e.g. 127.0.0.2;
+// "" for the default).
+func connectFrom(t *testing.T, a *app.App, c device.Credentials, cert *tls.Certificate, src string) (*paho.Client, <-chan struct{}, error) {
+	t.Helper()
 	cfg := vigiltest.ClientTLS(t, a)
 	if cert != nil {
 		cfg = cfg.Clone()
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
-	conn, err := tls.Dial("tcp", a.Addr("mqtt"), cfg)
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	conn, err := tls.DialWithDialer(d, "tcp", a.Addr("mqtt"), cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,5 +186,116 @@ func TestRevocationMadeElsewhereReachesTheGateway(t *testing.T) {
 	var ce *connackError
 	if !errors.As(err, &ce) || ce.code != 0x86 {
 		t.Errorf("reconnect with the secret: %v, want CONNACK 0x86", err)
+	}
+}
+
+// enrolled registers a device and enrols a client certificate for it.
+func enrolled(t *testing.T, a *app.App) (device.Credentials, *tls.Certificate) {
+	t.Helper()
+	ctx := context.Background()
+	c := register(t, a)
+	tok, err := enrol.NewToken(ctx, a.Store(), time.Now(), c.DeviceID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := sim.Enrol(ctx, a.Addr("https"), vigiltest.ClientTLS(t, a), c.DeviceID, tok.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, cert
+}
+
+// TestSharedIdentityRaisesOneEvent (security requirement 6): two clients
+// with one certificate connect alternately from 127.0.0.2 and 127.0.0.3,
+// ten times; exactly one "device identity shared" security event is
+// recorded, naming both sources, and the takeover policy applies (each
+// new connection replaces the live one). A single network change is not
+// flagged.
+func TestSharedIdentityRaisesOneEvent(t *testing.T) {
+	cfg := vigiltest.Config(t)
+	cfg.MQTT.ClientCerts = "required"
+	a := vigiltest.StartApp(t, cfg)
+	ctx := context.Background()
+
+	// A phone that changes network once: not shared.
+	roamer, roamCert := enrolled(t, a)
+	if _, _, err := connectFrom(t, a, roamer, roamCert, "127.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := connectFrom(t, a, roamer, roamCert, "127.0.0.3"); err != nil {
+		t.Fatal(err)
+	}
+
+	c, cert := enrolled(t, a)
+	var prev <-chan struct{}
+	for i := range 10 {
+		src := []string{"127.0.0.2", "127.0.0.3"}[i%2]
+		_, gone, err := connectFrom(t, a, c, cert, src)
+		if err != nil {
+			t.Fatalf("connection %d from %s: %v (takeover must admit it)", i, src, err)
+		}
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("connection %d did not replace the one before", i)
+			}
+		}
+		prev = gone
+	}
+	var recs []store.AuditRecord
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		var err error
+		recs, err = a.Store().ListAudit(ctx, store.AuditFilter{OrgID: "acme", Action: "device.identity_shared"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(recs) != 1 {
+		t.Fatalf("%d identity-shared events, want exactly 1: %+v", len(recs), recs)
+	}
+	r := recs[0]
+	if r.ObjectID != c.DeviceID || r.Severity != "high" || !strings.Contains(r.Details, "127.0.0.2 127.0.0.3") || !strings.Contains(r.Details, "takeover") {
+		t.Errorf("event: %+v", r)
+	}
+}
+
+// TestSharedIdentityRefusePolicy: under mqtt.shared_identity=refuse, once
+// an identity is flagged a connection from another source is refused
+// (CONNACK 0x87) while the live one stays up.
+func TestSharedIdentityRefusePolicy(t *testing.T) {
+	cfg := vigiltest.Config(t)
+	cfg.MQTT.ClientCerts = "required"
+	cfg.MQTT.SharedIdentity = "refuse"
+	a := vigiltest.StartApp(t, cfg)
+	c, cert := enrolled(t, a)
+	if _, _, err := connectFrom(t, a, c, cert, "127.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	// A network change is let in (and takes the session over).
+	live, gone, err := connectFrom(t, a, c, cert, "127.0.0.3")
+	if err != nil {
+		t.Fatalf("one network change: %v", err)
+	}
+	// Back from .2 while .3 is live: flagged, and refused.
+	_, _, err = connectFrom(t, a, c, cert, "127.0.0.2")
+	var ce *connackError
+	if !errors.As(err, &ce) || ce.code != 0x87 {
+		t.Fatalf("a third connection from the first source: %v, want CONNACK 0x87", err)
+	}
+	select {
+	case <-gone:
+		t.Fatal("the live connection was dropped")
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := live.Publish(ctx, &paho.Publish{Topic: "v1/devices/" + c.DeviceID + "/events", QoS: 1,
+		Payload: fmt.Appendf(nil, `{"v":1,"id":"hb-1","ts":%q,"type":"heartbeat"}`, time.Now().UTC().Format(time.RFC3339Nano))}); err != nil {
+		t.Errorf("the live connection after the refusal: %v", err)
 	}
 }
