@@ -103,7 +103,17 @@ type Device struct {
 	Firmware        string
 	CreatedAt       time.Time
 	DisabledAt      time.Time // zero while enabled
-	State           DeviceState
+	// Quarantine is why the device was flagged for misbehaving (ACL
+	// denials, message floods, impossible travel); zero when it is not.
+	// Commands to it are blocked; its alarms still get through.
+	Quarantine DeviceQuarantine
+	State      DeviceState
+}
+
+// DeviceQuarantine is a device's quarantine flag.
+type DeviceQuarantine struct {
+	Reason string
+	At     time.Time
 }
 
 // RevokedDevice is a disabled device as a gateway's denylist keeps it.
@@ -181,6 +191,11 @@ type Store interface {
 	// so that a revocation made anywhere (API, CLI, another instance)
 	// reaches every live connection.
 	ListRevokedDevices(ctx context.Context, since time.Time) ([]RevokedDevice, error)
+	// QuarantineDevice flags a device (first reason and time kept while
+	// flagged); it reports whether the flag is new. ReleaseDevice clears
+	// it. Unknown device: ErrNotFound.
+	QuarantineDevice(ctx context.Context, deviceID, reason string, at time.Time) (bool, error)
+	ReleaseDevice(ctx context.Context, deviceID string) error
 
 	// ApplyEvents projects a batch in one transaction: appends each event
 	// not yet stored (by DeviceID+MsgID) to the event log, appends

@@ -471,21 +471,22 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 
 const deviceCols = `id, org_id, name, person_id, secret_hash, cert_fingerprint, firmware, created_at, disabled_at,
 	last_seen, last_lat, last_lon, last_accuracy_m, last_speed, last_heading, last_altitude, last_fix_time,
-	position_time, battery, charging, battery_time, event_count`
+	position_time, battery, charging, battery_time, event_count, quarantined_at, quarantine_reason`
 
 func scanDevice(r pgx.CollectableRow) (store.Device, error) {
 	var d store.Device
 	var person pgtype.Text
 	var created time.Time
-	var disabled, seen, fix, posTime, batTime pgtype.Timestamptz
+	var disabled, seen, fix, posTime, batTime, quarantined pgtype.Timestamptz
 	var lat, lon, acc, speed, heading, alt pgtype.Float8
 	var battery pgtype.Int4
 	err := r.Scan(&d.ID, &d.OrgID, &d.Name, &person, &d.SecretHash, &d.CertFingerprint, &d.Firmware, &created, &disabled,
 		&seen, &lat, &lon, &acc, &speed, &heading, &alt, &fix,
-		&posTime, &battery, &d.State.Charging, &batTime, &d.State.Events)
+		&posTime, &battery, &d.State.Charging, &batTime, &d.State.Events, &quarantined, &d.Quarantine.Reason)
 	if err != nil {
 		return store.Device{}, err
 	}
+	d.Quarantine.At = fromTS(quarantined)
 	d.PersonID = person.String
 	d.CreatedAt = created.UTC()
 	d.DisabledAt = fromTS(disabled)
@@ -569,6 +570,27 @@ func (s *Store) SetDeviceSecret(ctx context.Context, deviceID string, secretHash
 func (s *Store) DisableDevice(ctx context.Context, deviceID string, at time.Time) error {
 	return s.updateDevice(ctx, "disable device", deviceID,
 		`UPDATE devices SET disabled_at = coalesce(disabled_at, $1) WHERE id = $2`, orNow(at), deviceID)
+}
+
+// QuarantineDevice flags a device; see store.Store.
+func (s *Store) QuarantineDevice(ctx context.Context, deviceID, reason string, at time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE devices SET quarantined_at = $1, quarantine_reason = $2 WHERE id = $3 AND quarantined_at IS NULL`,
+		orNow(at), reason, deviceID)
+	if err != nil {
+		return false, fmt.Errorf("quarantine device %s: %w", deviceID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	if _, err := s.GetDevice(ctx, deviceID); err != nil {
+		return false, fmt.Errorf("quarantine device: %w", err)
+	}
+	return false, nil
+}
+
+// ReleaseDevice clears a device's quarantine flag; see store.Store.
+func (s *Store) ReleaseDevice(ctx context.Context, deviceID string) error {
+	return s.updateDevice(ctx, "release device", deviceID, `UPDATE devices SET quarantined_at = NULL, quarantine_reason = '' WHERE id = $1`, deviceID)
 }
 
 // ListRevokedDevices lists devices disabled at or after since; see

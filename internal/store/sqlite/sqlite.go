@@ -617,7 +617,7 @@ func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
 
 const deviceCols = `id, org_id, name, person_id, secret_hash, cert_fingerprint, firmware, created_at, disabled_at,
 	last_seen, last_lat, last_lon, last_accuracy_m, last_speed, last_heading, last_altitude, last_fix_time,
-	position_time, battery, charging, battery_time, event_count`
+	position_time, battery, charging, battery_time, event_count, quarantined_at, quarantine_reason`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -626,12 +626,15 @@ func scanDevice(sc scanner) (store.Device, error) {
 	var person sql.NullString
 	var created, disabled, seen, fix, posTime, batTime sql.NullInt64
 	var lat, lon, acc, speed, heading, alt sql.NullFloat64
-	var battery sql.NullInt64
+	var battery, quarantined sql.NullInt64
 	err := sc.Scan(&d.ID, &d.OrgID, &d.Name, &person, &d.SecretHash, &d.CertFingerprint, &d.Firmware, &created, &disabled,
 		&seen, &lat, &lon, &acc, &speed, &heading, &alt, &fix,
-		&posTime, &battery, &d.State.Charging, &batTime, &d.State.Events)
+		&posTime, &battery, &d.State.Charging, &batTime, &d.State.Events, &quarantined, &d.Quarantine.Reason)
 	if err != nil {
 		return store.Device{}, err
+	}
+	if quarantined.Int64 != 0 {
+		d.Quarantine.At = fromNanos(quarantined)
 	}
 	d.PersonID = person.String
 	d.CreatedAt = fromNanos(created)
@@ -721,6 +724,31 @@ func (s *Store) SetDeviceSecret(ctx context.Context, deviceID string, secretHash
 func (s *Store) DisableDevice(ctx context.Context, deviceID string, at time.Time) error {
 	return s.updateDevice(ctx, "disable device", deviceID, `UPDATE devices SET disabled_at = coalesce(disabled_at, ?) WHERE id = ?`,
 		nanos(orNow(at)), deviceID)
+}
+
+// QuarantineDevice flags a device; see store.Store.
+func (s *Store) QuarantineDevice(ctx context.Context, deviceID, reason string, at time.Time) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE devices SET quarantined_at = ?, quarantine_reason = ? WHERE id = ? AND quarantined_at = 0`,
+		orNow(at).UnixNano(), reason, deviceID)
+	if err != nil {
+		return false, fmt.Errorf("quarantine device %s: %w", deviceID, classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("quarantine device %s: %w", deviceID, err)
+	}
+	if n == 1 {
+		return true, nil
+	}
+	if _, err := s.GetDevice(ctx, deviceID); err != nil {
+		return false, fmt.Errorf("quarantine device: %w", err)
+	}
+	return false, nil
+}
+
+// ReleaseDevice clears a device's quarantine flag; see store.Store.
+func (s *Store) ReleaseDevice(ctx context.Context, deviceID string) error {
+	return s.updateDevice(ctx, "release device", deviceID, `UPDATE devices SET quarantined_at = 0, quarantine_reason = '' WHERE id = ?`, deviceID)
 }
 
 // ListRevokedDevices lists devices disabled at or after since; see

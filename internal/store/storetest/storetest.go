@@ -439,6 +439,28 @@ func testDisableAndSecret(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(want[1:], later, opts); diff != "" {
 		t.Errorf("ListRevokedDevices(since 2h) (-want +got):\n%s", diff)
 	}
+	// Quarantine: the first reason and time are kept until released.
+	if q := device(t, s, "d2").Quarantine; q != (store.DeviceQuarantine{}) {
+		t.Errorf("new device quarantine = %+v, want none", q)
+	}
+	fresh, err := s.QuarantineDevice(ctx, "d2", "acl_denials", at(5*time.Hour))
+	must(t, err, "quarantine")
+	again, err := s.QuarantineDevice(ctx, "d2", "flood", at(6*time.Hour))
+	must(t, err, "quarantine again")
+	if !fresh || again {
+		t.Errorf("QuarantineDevice new = %v then %v, want true then false", fresh, again)
+	}
+	if diff := cmp.Diff(store.DeviceQuarantine{Reason: "acl_denials", At: at(5 * time.Hour)}, device(t, s, "d2").Quarantine, opts); diff != "" {
+		t.Errorf("quarantine (-want +got):\n%s", diff)
+	}
+	_, err = s.QuarantineDevice(ctx, "nope", "flood", at(0))
+	mustErr(t, err, store.ErrNotFound, "quarantine unknown device")
+	must(t, s.ReleaseDevice(ctx, "d2"), "release")
+	if q := device(t, s, "d2").Quarantine; q != (store.DeviceQuarantine{}) {
+		t.Errorf("released device quarantine = %+v, want none", q)
+	}
+	mustErr(t, s.ReleaseDevice(ctx, "nope"), store.ErrNotFound, "release unknown device")
+
 	none, err := s.ListRevokedDevices(ctx, at(4*time.Hour))
 	must(t, err, "list revoked since")
 	if len(none) != 0 {
