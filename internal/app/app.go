@@ -165,6 +165,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		ClientCAs:      a.ca.Pool(),
 		ClientCerts:    cfg.MQTT.ClientCerts,
 		SharedIdentity: cfg.MQTT.SharedIdentity,
+		FloodPerMinute: cfg.MQTT.FloodPerMinute,
 	}, a.tlsCfg.Clone(), a.devices, pub, dec, deps.Clock, a.log.With("component", "mqtt"), a.reg)
 	if err != nil {
 		return nil, err
@@ -187,6 +188,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	a.wireDeviceAdmin()
 	a.api.SetDeviceRevoker(a)
 	a.mqtt.SetSharedIdentity(a)
+	a.mqtt.SetQuarantiner(a)
 	return a, nil
 }
 

@@ -117,3 +117,40 @@ func (a *App) DeviceIdentityShared(deviceID, orgID string, sources []string, at 
 		}
 	}()
 }
+
+// QuarantineDevice flags a misbehaving device (the MQTT gateway calls it
+// once per device and reason): the flag goes to the store, where the
+// device list shows it and the commander checks it, and a high-severity
+// security event to the audit log. Written off the message path; the
+// device's messages, alarms included, keep flowing.
+func (a *App) QuarantineDevice(deviceID, orgID, reason string, at time.Time) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		fresh, err := a.store.QuarantineDevice(ctx, deviceID, reason, at)
+		if err != nil {
+			a.log.Error("device quarantine not stored", "device_id", deviceID, "reason", reason, "err", err)
+			return
+		}
+		if !fresh || a.audit == nil {
+			return
+		}
+		if err := a.audit.Record(ctx, audit.Entry{OrgID: orgID, Actor: "system", Action: "device.quarantine",
+			ObjectType: "device", ObjectID: deviceID, Outcome: "ok", Severity: "high",
+			Details: map[string]string{"reason": reason}}); err != nil {
+			a.log.Error("audit: device quarantine not recorded", "device_id", deviceID, "err", err)
+		}
+	}()
+}
+
+// ReleaseDevice lifts a device's quarantine: commands reach it again and
+// the gateway watches it afresh.
+func (a *App) ReleaseDevice(ctx context.Context, deviceID string) error {
+	if err := a.store.ReleaseDevice(ctx, deviceID); err != nil {
+		return fmt.Errorf("release device: %w", err)
+	}
+	a.mqtt.Release(deviceID)
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 	"vigil/internal/app"
 	"vigil/internal/device"
 	"vigil/internal/enrol"
+	"vigil/internal/event"
 	"vigil/internal/sim"
 	"vigil/internal/store"
 	"vigil/internal/vigiltest"
@@ -297,5 +298,112 @@ func TestSharedIdentityRefusePolicy(t *testing.T) {
 	if _, err := live.Publish(ctx, &paho.Publish{Topic: "v1/devices/" + c.DeviceID + "/events", QoS: 1,
 		Payload: fmt.Appendf(nil, `{"v":1,"id":"hb-1","ts":%q,"type":"heartbeat"}`, time.Now().UTC().Format(time.RFC3339Nano))}); err != nil {
 		t.Errorf("the live connection after the refusal: %v", err)
+	}
+}
+
+// quarantineOf reads a device's quarantine reason through the API's
+// device list ("" when none), waiting a little for want: the flag is
+// stored off the message path.
+func quarantineOf(t *testing.T, api *apiClient, deviceID, want string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var list struct {
+			Devices []struct {
+				ID         string `json:"id"`
+				Quarantine *struct {
+					Reason string    `json:"reason"`
+					Since  time.Time `json:"since"`
+				} `json:"quarantine"`
+			} `json:"devices"`
+		}
+		if code := api.do("GET", "/api/v1/orgs/acme/devices", "", &list); code != 200 {
+			t.Fatalf("list devices: %d", code)
+		}
+		got := ""
+		for _, d := range list.Devices {
+			if d.ID == deviceID && d.Quarantine != nil {
+				got = d.Quarantine.Reason
+			}
+		}
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestQuarantineMisbehavingDevices: a device that keeps publishing to
+// another device's topics, and one whose fixes jump further than anything
+// travels, are quarantined with the reason (device list, audit log); the
+// first one's SOS still raises an alert; an admin releases it.
+func TestQuarantineMisbehavingDevices(t *testing.T) {
+	a := vigiltest.StartApp(t, vigiltest.Config(t))
+	api := newAPIClient(t, a)
+	ctx := context.Background()
+	bad := registerWorker(t, a, "p-bad")
+	victim := register(t, a)
+	cl := mqttConnect(t, a, bad)
+	for i := range 20 {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pr, err := cl.Publish(pctx, &paho.Publish{Topic: "v1/devices/" + victim.DeviceID + "/events", QoS: 1,
+			Payload: fmt.Appendf(nil, `{"v":1,"id":"x-%d","ts":%q,"type":"heartbeat"}`, i, time.Now().UTC().Format(time.RFC3339Nano))})
+		cancel()
+		if err == nil && pr.ReasonCode < 0x80 {
+			t.Fatalf("publish %d to another device's topic accepted", i)
+		}
+	}
+	if got := quarantineOf(t, api, bad.DeviceID, "acl_denials"); got != "acl_denials" {
+		t.Fatalf("quarantine after 20 ACL denials: %q, want acl_denials", got)
+	}
+	if got := quarantineOf(t, api, victim.DeviceID, ""); got != "" {
+		t.Errorf("the victim is quarantined: %q", got)
+	}
+	// Safety first: its SOS still raises an alert.
+	publishEvent(t, cl, bad.DeviceID, event.Message{V: 1, ID: "sos-q", TS: time.Now(), Type: event.TypeButton,
+		Button: &event.Button{Kind: event.ButtonSOS}})
+	var alerts struct {
+		Alerts []struct {
+			Kind     string `json:"kind"`
+			DeviceID string `json:"device_id"`
+		} `json:"alerts"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(alerts.Alerts) == 0 && time.Now().Before(deadline); {
+		api.do("GET", "/api/v1/alerts?org=acme", "", &alerts)
+		if len(alerts.Alerts) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if len(alerts.Alerts) != 1 || alerts.Alerts[0].Kind != "sos" || alerts.Alerts[0].DeviceID != bad.DeviceID {
+		t.Errorf("alerts after the quarantined device's SOS: %+v", alerts.Alerts)
+	}
+
+	// Impossible travel: London, then Sydney a minute later.
+	jumper := register(t, a)
+	jc := mqttConnect(t, a, jumper)
+	t0 := time.Now().Add(-2 * time.Minute)
+	publishEvent(t, jc, jumper.DeviceID, event.Message{V: 1, ID: "p1", TS: t0, Type: event.TypePosition,
+		Position: &event.Position{Lat: 51.5, Lon: -0.12, AccuracyM: 10}})
+	publishEvent(t, jc, jumper.DeviceID, event.Message{V: 1, ID: "p2", TS: t0.Add(time.Minute), Type: event.TypePosition,
+		Position: &event.Position{Lat: -33.87, Lon: 151.21, AccuracyM: 10}})
+	if got := quarantineOf(t, api, jumper.DeviceID, "impossible_travel"); got != "impossible_travel" {
+		t.Errorf("quarantine after a jump to Sydney: %q, want impossible_travel", got)
+	}
+
+	recs, err := a.Store().ListAudit(ctx, store.AuditFilter{OrgID: "acme", Action: "device.quarantine"})
+	if err != nil || len(recs) != 2 || recs[0].Severity != "high" {
+		t.Errorf("audit: %v %+v", err, recs)
+	}
+	// An admin releases it, with a note; releasing twice is a conflict.
+	if code := api.do("POST", "/api/v1/devices/"+bad.DeviceID+"/release", `{"reason":""}`, nil); code != 400 {
+		t.Errorf("release without a reason: %d, want 400", code)
+	}
+	if code := api.do("POST", "/api/v1/devices/"+bad.DeviceID+"/release", `{"reason":"firmware bug, updated"}`, nil); code != 200 {
+		t.Errorf("release: %d", code)
+	}
+	if got := quarantineOf(t, api, bad.DeviceID, ""); got != "" {
+		t.Errorf("after release: %q", got)
+	}
+	if code := api.do("POST", "/api/v1/devices/"+bad.DeviceID+"/release", `{"reason":"again"}`, nil); code != 409 {
+		t.Errorf("release again: %d, want 409", code)
 	}
 }

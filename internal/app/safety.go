@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,14 +13,27 @@ import (
 	"vigil/internal/bus"
 	"vigil/internal/gateway/mqttgw"
 	"vigil/internal/safety"
+	"vigil/internal/store"
 	"vigil/internal/web"
 )
 
 // mqttCommander sends the safety engine's commands to devices over their
-// MQTT commands topic.
-type mqttCommander struct{ gw *mqttgw.Gateway }
+// MQTT commands topic; a quarantined device gets none (its flag is read
+// from the store, so every instance agrees).
+type mqttCommander struct {
+	gw *mqttgw.Gateway
+	st interface {
+		GetDevice(ctx context.Context, id string) (store.Device, error)
+	}
+}
 
-func (c mqttCommander) Command(_ context.Context, deviceID string, cmd safety.Command) error {
+// errQuarantined refuses a command to a quarantined device.
+var errQuarantined = errors.New("device quarantined: commands blocked")
+
+func (c mqttCommander) Command(ctx context.Context, deviceID string, cmd safety.Command) error {
+	if d, err := c.st.GetDevice(ctx, deviceID); err == nil && !d.Quarantine.At.IsZero() {
+		return fmt.Errorf("command %s to %s: %w", cmd.Type, deviceID, errQuarantined)
+	}
 	b, err := json.Marshal(cmd)
 	if err != nil {
 		return err
@@ -58,7 +72,7 @@ func (a *App) setupSafety() {
 	if noMotion == 0 {
 		noMotion = -1 // the config's 0 is "off"
 	}
-	a.safety = safety.New(observedStore{a.store, a.esc.Observe}, mqttCommander{a.mqtt}, a.deps.Clock, log, safety.Config{
+	a.safety = safety.New(observedStore{a.store, a.esc.Observe}, mqttCommander{gw: a.mqtt, st: a.store}, a.deps.Clock, log, safety.Config{
 		RemindBefore: remind, OfflineAfter: sc.OfflineAfter, BatteryWarn: sc.BatteryWarn,
 		BatteryCritical: sc.BatteryCritical, SOSCancelWindow: sc.SOSCancelWindow, PreAlert: sc.PreAlert,
 		ManDownPreAlert: sc.ManDownPreAlert, NoMotionAfter: noMotion,

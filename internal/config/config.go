@@ -96,6 +96,10 @@ type MQTTConfig struct {
 	// wins, a security event is raised) or "refuse" (new connections from
 	// another source are refused while the live one stays).
 	SharedIdentity string
+	// FloodPerMinute is how many messages a minute from one device flag it
+	// for quarantine (default 6000; -1 turns the check off, e.g. for
+	// benchmarks).
+	FloodPerMinute int
 }
 
 // HTTPSConfig is the public HTTPS listener (devices and browsers).
@@ -214,6 +218,7 @@ func Default() Config {
 			ReceiveMaximum: 256,
 			ClientCerts:    "optional",
 			SharedIdentity: "takeover",
+			FloodPerMinute: 6000,
 		},
 		HTTPS: HTTPSConfig{Listen: ":8443"},
 		Admin: AdminConfig{Listen: "127.0.0.1:9090"},
@@ -327,6 +332,9 @@ func (c Config) Validate() error {
 	}
 	if v := c.MQTT.ClientCerts; v != "optional" && v != "required" {
 		bad("mqtt.client_certs", "%q: want optional or required", v)
+	}
+	if v := c.MQTT.FloodPerMinute; v != -1 && v < 60 {
+		bad("mqtt.flood_per_minute", "%d: want at least 60, or -1 for off", v)
 	}
 	if v := c.MQTT.SharedIdentity; v != "takeover" && v != "refuse" {
 		bad("mqtt.shared_identity", "%q: want takeover or refuse", v)

@@ -51,7 +51,7 @@ func TestGoodFile(t *testing.T) {
 			CredsFile: "/etc/vigil/nats.creds",
 			Replicas:  3,
 		},
-		MQTT:  MQTTConfig{Listen: "0.0.0.0:8883", MaxPacketBytes: 65536, MaxConnections: 5000, ReceiveMaximum: 32, ClientCerts: "required", SharedIdentity: "takeover"},
+		MQTT:  MQTTConfig{Listen: "0.0.0.0:8883", MaxPacketBytes: 65536, MaxConnections: 5000, ReceiveMaximum: 32, ClientCerts: "required", SharedIdentity: "takeover", FloodPerMinute: 6000},
 		HTTPS: HTTPSConfig{Listen: "[::]:443"},
 		Admin: AdminConfig{Listen: "unix:/run/vigil/admin.sock"},
 		API:   APIConfig{Listen: "0.0.0.0:8444"},

@@ -24,6 +24,14 @@ type deviceJSON struct {
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 	Battery  *int       `json:"battery,omitempty"`
 	Disabled bool       `json:"disabled"`
+	// Quarantine says why the device was flagged for misbehaving
+	// (commands to it are blocked; its alarms still get through).
+	Quarantine *quarantineJSON `json:"quarantine,omitempty"`
+}
+
+type quarantineJSON struct {
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
 }
 
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +57,9 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 			Disabled: !d.DisabledAt.IsZero()}
 		if !d.State.LastSeen.IsZero() {
 			v.LastSeen = tptr(d.State.LastSeen.UTC())
+		}
+		if !d.Quarantine.At.IsZero() {
+			v.Quarantine = &quarantineJSON{Reason: d.Quarantine.Reason, Since: d.Quarantine.At.UTC()}
 		}
 		out = append(out, v)
 	}

@@ -108,6 +108,10 @@ type Config struct {
 	// SharedIdentity is the policy for an identity used from several
 	// places: SharedTakeover (default) or SharedRefuse.
 	SharedIdentity string
+	// FloodPerMinute is how many messages a minute flag a device as
+	// flooding (quarantine); 0 takes the default (6000), < 0 turns the
+	// check off (benchmarks).
+	FloodPerMinute int
 }
 
 func (c Config) withDefaults() Config {
@@ -143,6 +147,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SharedIdentity == "" {
 		c.SharedIdentity = SharedTakeover
+	}
+	if c.FloodPerMinute == 0 {
+		c.FloodPerMinute = defaultFloodPM
 	}
 	return c
 }
@@ -205,8 +212,37 @@ type Gateway struct {
 	revoked map[string]bool   // certificate fingerprints refused in the handshake (Revoke)
 	ident   *identityWatch
 	shared  SharedIdentity // told of shared identities; nil: log and metric only
+	misfit  *misbehaviourWatch
+	quar    Quarantiner // told of misbehaving devices; nil: log and metric only
 	nconn   int            // authenticated connects, to prune ident now and then
 	hookIDs []string
+}
+
+// SetQuarantiner sets who is told when a device misbehaves (call before
+// Start).
+func (g *Gateway) SetQuarantiner(q Quarantiner) { g.quar = q }
+
+// Release forgets a device's misbehaviour after its quarantine was lifted,
+// so that it is watched afresh.
+func (g *Gateway) Release(deviceID string) {
+	g.misfit.mu.Lock()
+	delete(g.misfit.devices, deviceID)
+	g.misfit.mu.Unlock()
+}
+
+// misbehaved reports a device crossing a misbehaviour line, once.
+func (g *Gateway) misbehaved(id, reason string, now time.Time) {
+	if reason == "" {
+		return
+	}
+	g.mu.Lock()
+	orgID := g.devices[id]
+	g.mu.Unlock()
+	g.m.refused.WithLabelValues("quarantine_" + reason).Inc()
+	g.log.Warn("mqtt device misbehaving: quarantined", "device_id", id, "reason", reason)
+	if g.quar != nil {
+		g.quar.QuarantineDevice(id, orgID, reason, now)
+	}
 }
 
 // SetSharedIdentity sets who is told when a device identity is used from
@@ -225,6 +261,7 @@ func New(cfg Config, tlsCfg *tls.Config, auth Authenticator, pub Publisher, dec 
 		devices: make(map[string]string),
 		revoked: make(map[string]bool),
 		ident:   newIdentityWatch(),
+		misfit:  newMisbehaviourWatch(cfg.FloodPerMinute),
 	}
 	switch {
 	case cfg.ClientCerts != ClientCertsOptional && cfg.ClientCerts != ClientCertsRequired:
@@ -612,6 +649,7 @@ func (h *hook) sharedIdentity(cl *mqtt.Client, id, orgID string) (refuse bool) {
 	g.mu.Unlock()
 	if prune {
 		g.ident.prune(now)
+		g.misfit.forget(now)
 	}
 	shared, raise := g.ident.connect(id, ip, now)
 	if raise != nil {
@@ -660,6 +698,8 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	}
 	h.g.m.refused.WithLabelValues(reason).Inc()
 	h.g.log.Warn("mqtt topic refused", "device_id", cl.ID, "write", write, "reason", reason)
+	now := h.g.clk.Now()
+	h.g.misbehaved(cl.ID, h.g.misfit.denied(cl.ID, now), now)
 	return false
 }
 
@@ -699,6 +739,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	g.m.accepted.WithLabelValues(string(ev.Type)).Inc()
 	g.m.latency.Observe(g.clk.Now().Sub(start).Seconds())
+	g.misbehaved(cl.ID, g.misfit.accepted(cl.ID, &ev, start), start)
 	// Acknowledge, but never fan out or retain a device's message.
 	return pk, packets.CodeSuccessIgnore
 }
