@@ -214,7 +214,7 @@ type Gateway struct {
 	shared  SharedIdentity // told of shared identities; nil: log and metric only
 	misfit  *misbehaviourWatch
 	quar    Quarantiner // told of misbehaving devices; nil: log and metric only
-	nconn   int            // authenticated connects, to prune ident now and then
+	nconn   int         // authenticated connects, to prune ident now and then
 	hookIDs []string
 }
 
