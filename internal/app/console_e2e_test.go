@@ -201,7 +201,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("row: kind %q person %q; page mark %d (want 42: no reload)", kind, person, mark)
 	}
 
-	// Clicked from a script in one step, for the same reason as text.
+	// htmx wires a swapped-in form a moment after it is in the page; a
+	// click before that submits the plain form (which works too, with a
+	// reload). Wait for htmx, then click from a script in one step, for
+	// the same reason as text.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const f = document.querySelector("tr.state-raised form");
+		const d = f && f["htmx-internal-data"]; return !!(d && d.initHash) })()`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		failed("htmx wired the acknowledge form", err)
+	}
 	eval(`(document.querySelector("tr.state-raised button.ack").click(), 1)`)
 	do("acknowledge", chromedp.WaitVisible(chromedp.CSS("tr.state-acknowledged")))
 	if state, mark, buttons := text("tr.state-acknowledged td.state"), eval(`window.vigilNoReload`),

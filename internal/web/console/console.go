@@ -102,6 +102,7 @@ type Console struct {
 	csp    string
 	tiles  string
 	attrib string
+	locks  lockTable // the locked console's credentials (board.go)
 
 	tmpl   *template.Template
 	static fs.FS
@@ -136,7 +137,8 @@ func New(d Deps) (*Console, error) {
 		return nil, err
 	}
 	c := &Console{auth: d.Auth, st: d.Store, alerts: d.Alerts, audit: d.Audit, api: d.API, log: d.Log,
-		csp: csp, tiles: d.Tiles, attrib: d.Attribution, hashes: map[string]string{}}
+		csp: csp, tiles: d.Tiles, attrib: d.Attribution, hashes: map[string]string{},
+		locks: lockTable{m: map[[32]byte]lockEntry{}}}
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("console: static assets: %w", err)
@@ -329,6 +331,10 @@ type signinView struct {
 	Step  string // "password" or "code"
 	Email string
 	Error string
+	// The second step's choices (see offers): an authenticator-app code,
+	// a passkey (static/webauthn.js), a one-time recovery code.
+	OfferTOTP, OfferPasskey, OfferRecovery bool
+	RecoveryError                          string // next to the recovery code field
 }
 
 type orgsView struct {
@@ -344,7 +350,9 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	case p == nil:
 		c.render(w, http.StatusOK, "signin.html", signinView{Step: "password"})
 	case !p.MFA:
-		c.render(w, http.StatusOK, "signin.html", signinView{Step: "code", Email: p.Email})
+		// The factors the user has, or the enrolment page for one who
+		// has none yet.
+		c.codeStep(w, r, p, http.StatusOK, signinView{})
 	default:
 		var orgs []string
 		for _, o := range p.Orgs() {
@@ -376,7 +384,7 @@ func signinError(err error) (int, string, bool) {
 	case errors.Is(err, auth.ErrNotEnrolled):
 		return http.StatusConflict, "You have no authenticator app yet: enrol one first (see docs/access.md).", true
 	case errors.Is(err, auth.ErrWebAuthnOnly):
-		return http.StatusForbidden, "Your organisation requires a passkey or security key; the console does not offer it yet.", true
+		return http.StatusForbidden, "Your organisation requires a passkey or security key: use it below.", true
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return http.StatusUnauthorized, "Your sign-in expired. Start again.", true
 	}
@@ -413,6 +421,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		_ = c.auth.Logout(r.Context(), p, clientIP(r))
 	}
 	c.setSession(w, res.Token)
+	if res.MustEnrol {
+		// No second factor yet: set one up before anything else.
+		http.Redirect(w, r, "/console/enrol", http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -423,7 +436,7 @@ func (c *Console) totp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !form(w, r) {
-		c.render(w, http.StatusBadRequest, "signin.html", signinView{Step: "code", Email: p.Email, Error: "The form could not be read."})
+		c.codeStep(w, r, p, http.StatusBadRequest, signinView{Error: "The form could not be read."})
 		return
 	}
 	tok, err := c.auth.VerifyTOTP(r.Context(), p, strings.TrimSpace(r.PostFormValue("code")), clientIP(r))
@@ -433,7 +446,7 @@ func (c *Console) totp(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, r, err)
 			return
 		}
-		c.render(w, code, "signin.html", signinView{Step: "code", Email: p.Email, Error: msg})
+		c.codeStep(w, r, p, code, signinView{Error: msg})
 		return
 	}
 	c.setSession(w, tok)
@@ -451,6 +464,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	c.endLock(w, r) // a signed-out console is not a locked one
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -476,6 +490,7 @@ type alertRow struct {
 }
 
 type alertsView struct {
+	Nav    Nav
 	Org    string
 	User   string
 	Live   bool // the caller may follow the live feed (feed.read)
@@ -552,7 +567,7 @@ func (c *Console) view(ctx context.Context, p *auth.Principal, org string) (aler
 		return alertsView{}, fmt.Errorf("list alerts of %s: %w", org, err)
 	}
 	names := map[string]string{}
-	v := alertsView{Org: org, User: p.Name, Live: p.Can(org, auth.FeedRead), Alerts: make([]alertRow, 0, len(list))}
+	v := alertsView{Nav: nav(p, org, "alarms"), Org: org, User: p.Name, Live: p.Can(org, auth.FeedRead), Alerts: make([]alertRow, 0, len(list))}
 	for _, al := range list {
 		name, seen := names[al.PersonID]
 		if !seen && al.PersonID != "" {
