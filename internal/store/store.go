@@ -229,6 +229,8 @@ type Store interface {
 	EscalationStore
 	AccessStore
 	AuditStore
+	RotaStore
+	RetentionStore
 	EnrolStore
 	// SetLocationPolicy sets an organisation's location policy.
 	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error

@@ -81,6 +81,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AccessAPITokens", testAccessAPITokens},
 		{"AccessResetTokens", testAccessResetTokens},
 		{"EnrolmentTokens", testEnrolmentTokens},
+		{"Rotas", testRotas},
+		{"Retention", testRetention},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)

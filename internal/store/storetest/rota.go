@@ -1,0 +1,9 @@
+package storetest
+
+import (
+	"testing"
+
+	"vigil/internal/store"
+)
+
+func testRotas(t *testing.T, s store.Store) {}

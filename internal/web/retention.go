@@ -1,0 +1,4 @@
+package web
+
+// retentionRoutes are the retention API routes (see Routes).
+var retentionRoutes = []Route{}

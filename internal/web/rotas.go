@@ -1,0 +1,4 @@
+package web
+
+// rotaRoutes are the on-call rota API routes (see Routes).
+var rotaRoutes = []Route{}
