@@ -205,15 +205,21 @@ func (w *world) do(t *testing.T, method, target, tok string, form url.Values, hd
 // no inline script, event handler or style.
 func checkPage(t *testing.T, what string, r resp) {
 	t.Helper()
-	if got := r.hdr.Get("Content-Security-Policy"); got != CSP {
-		t.Errorf("%s: CSP %q, want %q", what, got, CSP)
+	got := r.hdr.Get("Content-Security-Policy")
+	nm := regexp.MustCompile(`'nonce-([A-Za-z0-9+/=]{24})' 'strict-dynamic'`).FindStringSubmatch(got)
+	if nm == nil || strings.Replace(got, " '"+"nonce-"+nm[1]+"' 'strict-dynamic'", "", 1) != CSP {
+		t.Errorf("%s: CSP %q, want %q with a script nonce", what, got, CSP)
+	}
+	nonce := ""
+	if nm != nil {
+		nonce = nm[1]
 	}
 	if got := r.hdr.Get("Content-Type"); got != "text/html; charset=utf-8" {
 		t.Errorf("%s: content type %q", what, got)
 	}
 	for _, m := range regexp.MustCompile(`(?is)<script[^>]*>.*?</script>`).FindAllString(r.body, -1) {
-		if !regexp.MustCompile(`^<script src="/static/[^"]+" defer></script>$`).MatchString(m) {
-			t.Errorf("%s: inline or unexpected script %q", what, m)
+		if !regexp.MustCompile(`^<script nonce="`+regexp.QuoteMeta(nonce)+`" src="/static/[^"]+" defer></script>$`).MatchString(m) {
+			t.Errorf("%s: inline or unexpected script, or not this answer's nonce: %q", what, m)
 		}
 	}
 	if m := regexp.MustCompile(`(?i)<[a-z][a-z0-9-]*(?:\s+[a-z-]+(?:="[^"]*"|='[^']*')?)*\s+(?:on[a-z]+|style)\s*=|javascript:|<style`).FindString(r.body); m != "" {
@@ -506,5 +512,16 @@ func TestLiveFeedOnlyWithFeedRead(t *testing.T) {
 	r = w.do(t, "GET", "/console/acme/alerts", "", nil, "HX-Request", "true")
 	if r.code != 401 || r.hdr.Get("HX-Redirect") != "/" {
 		t.Errorf("expired session's fragment: %d %v", r.code, r.hdr)
+	}
+}
+
+// TestScriptNonceFresh: every answer has its own script nonce.
+func TestScriptNonceFresh(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.do(t, "GET", "/", "", nil), w.do(t, "GET", "/", "", nil)
+	na := regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(a.body)
+	nb := regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(b.body)
+	if na == nil || nb == nil || na[1] == nb[1] {
+		t.Errorf("nonces %v and %v: want two different ones", na, nb)
 	}
 }
