@@ -17,8 +17,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -50,6 +50,10 @@ var staticFS embed.FS
 // connections from this origin only, nothing inline.
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+// downloadCSP is the CSP of answers that are not pages (static files,
+// downloads): nothing may load or run in them.
+const downloadCSP = "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 // Cookie names, as the JSON API sets them (internal/web).
 const (
@@ -296,7 +300,7 @@ func (c *Console) serveStatic(w http.ResponseWriter, r *http.Request) {
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", ctype)
-	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hd.Set("Content-Security-Policy", downloadCSP)
 	if r.URL.Query().Get("v") == h {
 		hd.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {

@@ -218,7 +218,7 @@ func checkPage(t *testing.T, what string, r resp) {
 		t.Errorf("%s: content type %q", what, got)
 	}
 	for _, m := range regexp.MustCompile(`(?is)<script[^>]*>.*?</script>`).FindAllString(r.body, -1) {
-		if !regexp.MustCompile(`^<script nonce="`+regexp.QuoteMeta(nonce)+`" src="/static/[^"]+" defer></script>$`).MatchString(m) {
+		if !regexp.MustCompile(`^<script nonce="` + regexp.QuoteMeta(nonce) + `" src="/static/[^"]+" defer></script>$`).MatchString(m) {
 			t.Errorf("%s: inline or unexpected script, or not this answer's nonce: %q", what, m)
 		}
 	}
@@ -523,5 +523,22 @@ func TestScriptNonceFresh(t *testing.T) {
 	nb := regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(b.body)
 	if na == nil || nb == nil || na[1] == nb[1] {
 		t.Errorf("nonces %v and %v: want two different ones", na, nb)
+	}
+}
+
+// TestRoutePermsComplete: every organisation route declares its
+// permission in routePerms, and routePerms names no route that is gone.
+func TestRoutePermsComplete(t *testing.T) {
+	seen := map[string]bool{}
+	for _, rt := range Routes() {
+		seen[rt.Pattern] = true
+		if _, ok := routePerms[rt.Pattern]; strings.Contains(rt.Pattern, "/console/{org}") && !ok {
+			t.Errorf("route %s declares no permission in routePerms", rt.Pattern)
+		}
+	}
+	for p := range routePerms {
+		if !seen[p] {
+			t.Errorf("routePerms names %s, which is not a route", p)
+		}
 	}
 }

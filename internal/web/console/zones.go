@@ -133,18 +133,21 @@ type zonesView struct {
 
 // zonesAccess signs in and checks zones.read on org (unscoped: zones are
 // the organisation's).
-func (c *Console) zonesAccess(w http.ResponseWriter, r *http.Request) (*auth.Principal, string, bool) {
+// zonesAccess signs in and checks perm (zones.read for pages, zones.write
+// before any form is read: a caller without it learns nothing from a
+// validation error).
+func (c *Console) zonesAccess(w http.ResponseWriter, r *http.Request, perm auth.Permission) (*auth.Principal, string, bool) {
 	p := c.principal(r)
 	if p == nil || !p.MFA {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return nil, "", false
 	}
 	org := r.PathValue("org")
-	d := p.Decide(org, auth.ZonesRead)
+	d := p.Decide(org, perm)
 	if d == auth.Allow && p.Scoped(org) {
 		d = auth.Forbid
 	}
-	if !c.decided(w, r, p, d, org, auth.ZonesRead, "org", org) {
+	if !c.decided(w, r, p, d, org, perm, "org", org) {
 		return nil, "", false
 	}
 	return p, org, true
@@ -174,7 +177,7 @@ func (c *Console) loadZones(w http.ResponseWriter, r *http.Request, p *auth.Prin
 }
 
 func (c *Console) zonesPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.zonesAccess(w, r)
+	p, org, ok := c.zonesAccess(w, r, auth.ZonesRead)
 	if !ok {
 		return
 	}
@@ -285,7 +288,7 @@ func featureOf(z zoneForm) (zoneFeature, string, string) {
 // zoneSave creates a zone, or replaces one of the organisation's zones
 // (id), through POST /api/v1/orgs/{org}/zones.
 func (c *Console) zoneSave(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.zonesAccess(w, r)
+	p, org, ok := c.zonesAccess(w, r, auth.ZonesWrite)
 	if !ok {
 		return
 	}
@@ -343,7 +346,7 @@ func hasZone(zs []zoneFeature, id string) bool {
 // zonesImport stores the zones of a GeoJSON file (or pasted text) through
 // the API, which validates all of them before it writes any.
 func (c *Console) zonesImport(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.zonesAccess(w, r)
+	p, org, ok := c.zonesAccess(w, r, auth.ZonesWrite)
 	if !ok {
 		return
 	}
@@ -422,7 +425,7 @@ func (c *Console) zonesImportError(w http.ResponseWriter, r *http.Request, p *au
 // zoneDelete deletes one of the organisation's zones through DELETE
 // /api/v1/zones/{id}.
 func (c *Console) zoneDelete(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.zonesAccess(w, r)
+	p, org, ok := c.zonesAccess(w, r, auth.ZonesWrite)
 	if !ok {
 		return
 	}
@@ -452,7 +455,7 @@ var safeName = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
 // zonesExport downloads the organisation's zones as a GeoJSON file.
 func (c *Console) zonesExport(w http.ResponseWriter, r *http.Request) {
-	_, org, ok := c.zonesAccess(w, r)
+	_, org, ok := c.zonesAccess(w, r, auth.ZonesRead)
 	if !ok {
 		return
 	}
@@ -469,7 +472,7 @@ func (c *Console) zonesExport(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Content-Type", "application/geo+json")
 	hd.Set("Content-Disposition", `attachment; filename="zones-`+safeName.ReplaceAllString(org, "_")+`.geojson"`)
-	hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hd.Set("Content-Security-Policy", downloadCSP)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Cache-Control", "no-store")
 	_, _ = w.Write(raw)
