@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -405,5 +406,44 @@ func TestQuarantineMisbehavingDevices(t *testing.T) {
 	}
 	if code := api.do("POST", "/api/v1/devices/"+bad.DeviceID+"/release", `{"reason":"again"}`, nil); code != 409 {
 		t.Errorf("release again: %d, want 409", code)
+	}
+}
+
+// TestDeviceTrustInTheConsole: the devices page shows a quarantined
+// device with the reason in words, releases it and revokes a device for
+// good, each with the admin's reason; a missing reason is refused.
+func TestDeviceTrustInTheConsole(t *testing.T) {
+	w, admin, _ := admWorld(t)
+	ctx := context.Background()
+	st := w.a.Store()
+	if err := st.CreateDevice(ctx, store.Device{ID: "dq", OrgID: "acme", Name: "pendant q", SecretHash: make([]byte, 32), CreatedAt: w.clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.QuarantineDevice(ctx, "dq", "impossible_travel", w.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	page := admPage(t, admin, "/console/acme/devices", 200)
+	admHas(t, page, "reported positions further apart than anything travels", true)
+	admHas(t, page, `action="/console/acme/devices/dq/release"`, true)
+
+	if r := admPost(t, admin, "/console/acme/devices/dq/release", url.Values{"reason": {""}}); r.status != 400 || !strings.Contains(string(r.body), "Give a reason") {
+		t.Errorf("release without a reason: %d", r.status)
+	}
+	if r := admPost(t, admin, "/console/acme/devices/dq/release", url.Values{"reason": {"firmware fixed"}}); r.status != 303 {
+		t.Errorf("release: %d %s", r.status, r.body)
+	}
+	if d, _ := st.GetDevice(ctx, "dq"); !d.Quarantine.At.IsZero() {
+		t.Errorf("still quarantined after release: %+v", d.Quarantine)
+	}
+	if r := admPost(t, admin, "/console/acme/devices/dq/revoke", url.Values{"reason": {"lost on a visit"}}); r.status != 303 {
+		t.Errorf("revoke: %d %s", r.status, r.body)
+	}
+	if d, _ := st.GetDevice(ctx, "dq"); d.DisabledAt.IsZero() {
+		t.Error("not revoked")
+	}
+	page = admPage(t, admin, "/console/acme/devices", 200)
+	admHas(t, page, "revoked", true)
+	if r := admPost(t, admin, "/console/acme/devices/nope/revoke", url.Values{"reason": {"x"}}); r.status != 404 {
+		t.Errorf("revoke an unknown device: %d", r.status)
 	}
 }

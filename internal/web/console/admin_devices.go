@@ -29,6 +29,8 @@ var deviceRoutes = []route{
 	{"GET /console/{org}/devices/new", false, func(c *Console) http.HandlerFunc { return c.newDevicePage }},
 	{"POST /console/{org}/devices", false, func(c *Console) http.HandlerFunc { return c.registerDevice }},
 	{"POST /console/{org}/devices/{id}/enrol-token", false, func(c *Console) http.HandlerFunc { return c.enrolToken }},
+	{"POST /console/{org}/devices/{id}/revoke", false, func(c *Console) http.HandlerFunc { return c.deviceTrust("revoke") }},
+	{"POST /console/{org}/devices/{id}/release", false, func(c *Console) http.HandlerFunc { return c.deviceTrust("release") }},
 }
 
 // mqttPort is the device listener's default port (config mqtt.listen).
@@ -291,4 +293,60 @@ func (c *Console) enrolToken(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Token = &enrolTokenView{DeviceID: id, DeviceName: name, Token: out.Token, ExpiresAt: out.ExpiresAt}
 	c.render(w, http.StatusOK, "devices.html", v)
+}
+
+// quarantineReasons says in words why a device was quarantined.
+var quarantineReasons = map[string]string{
+	"acl_denials":       "kept publishing or subscribing outside its own topics",
+	"flood":             "sent far more messages than a tracker does",
+	"impossible_travel": "reported positions further apart than anything travels",
+}
+
+// deviceTrust revokes a device for good or releases it from quarantine,
+// through POST /api/v1/devices/{id}/revoke|release with the admin's
+// reason (both audited with high severity by the API).
+func (c *Console) deviceTrust(action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, org, ok := c.adminAccess(w, r, auth.DevicesWrite)
+		if !ok {
+			return
+		}
+		if !form(w, r) {
+			c.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+			return
+		}
+		id := r.PathValue("id")
+		v, e, err := c.devicesView(r, p, org)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		if e != nil {
+			c.apiRefused(w, r, e)
+			return
+		}
+		if !slices.ContainsFunc(v.Devices, func(d deviceRow) bool { return d.ID == id }) {
+			c.decided(w, r, p, auth.Hide, org, auth.DevicesWrite, "device", id)
+			return
+		}
+		e, err = c.apiCall(r, http.MethodPost, "/api/v1/devices/"+url.PathEscape(id)+"/"+action,
+			map[string]string{"reason": r.PostFormValue("reason")}, nil)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		if e != nil {
+			if e.Status == http.StatusBadRequest || e.Status == http.StatusConflict || e.Status == http.StatusServiceUnavailable {
+				v.Error = e.Error()
+				if e.Field == "reason" {
+					v.Error = "Give a reason (it goes to the audit log)."
+				}
+				c.render(w, e.Status, "devices.html", v)
+				return
+			}
+			c.apiRefused(w, r, e)
+			return
+		}
+		http.Redirect(w, r, "/console/"+url.PathEscape(org)+"/devices", http.StatusSeeOther)
+	}
 }

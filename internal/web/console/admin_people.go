@@ -58,6 +58,11 @@ type deviceAPI struct {
 	LastSeen *time.Time `json:"last_seen"`
 	Battery  *int       `json:"battery"`
 	Disabled bool       `json:"disabled"`
+	// Quarantine is why the device was flagged for misbehaving.
+	Quarantine *struct {
+		Reason string    `json:"reason"`
+		Since  time.Time `json:"since"`
+	} `json:"quarantine"`
 }
 
 // people lists the organisation's people through the API; a refusal is

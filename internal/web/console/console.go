@@ -171,6 +171,12 @@ func New(d Deps) (*Console, error) {
 		"tiles":       func() string { return c.tiles },
 		"attribution": func() string { return c.attrib },
 		"page":        page,
+		"quarantineReason": func(r string) string {
+			if s, ok := quarantineReasons[r]; ok {
+				return s
+			}
+			return r
+		},
 	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)

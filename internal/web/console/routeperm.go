@@ -60,6 +60,8 @@ var routePerms = map[string]auth.Permission{
 	"GET /console/{org}/devices/new":                            auth.DevicesWrite,
 	"POST /console/{org}/devices":                               auth.DevicesWrite,
 	"POST /console/{org}/devices/{id}/enrol-token":              auth.DevicesWrite,
+	"POST /console/{org}/devices/{id}/revoke":                   auth.DevicesWrite,
+	"POST /console/{org}/devices/{id}/release":                  auth.DevicesWrite,
 	"GET /console/{org}/people":                                 auth.PeopleRead,
 	"POST /console/{org}/people":                                auth.PeopleWrite,
 	"GET /console/{org}/people/{id}":                            auth.PeopleRead,
