@@ -3,16 +3,21 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"vigil/internal/app"
 	"vigil/internal/clock"
+	"vigil/internal/config"
 	"vigil/internal/device"
+	"vigil/internal/enrol"
 	"vigil/internal/sim"
 )
 
@@ -34,6 +39,8 @@ func runSim(ctx context.Context, e env, args []string) error {
 	workers := fs.Float64("workers", 0.5, "fraction of the devices the simulator registers that are lone workers: assigned to a worker person, they start timed sessions, check in, sometimes forget, overrun, wander off or go silent (with --creds: the entries with a person_id)")
 	interval := fs.Duration("checkin-interval", 10*time.Minute, "lone workers' check-in interval (at least 1m)")
 	forget := fs.Float64("forget", 0.1, "chance that a worker forgets a check-in (and ignores its reminder), so missed_checkin fires")
+	enrolAll := fs.Bool("enrol", false, "enrol every simulated device for real before it runs: issue it an enrolment token through the store, send a CSR for its own key over HTTPS, and connect over MQTT with mutual TLS (needed when mqtt.client_certs is required); certificates nearing expiry are renewed")
+	tokensFile := fs.String("enrol-tokens", "", "enrol the devices named in FILE with their tokens, for a server whose store the simulator cannot open: one per line, \"DEVICE_ID TOKEN\" or the JSON of 'vigil device enrol-token --json'; without --creds these are the only devices (MQTT only, no workers)")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
 		return err
@@ -54,6 +61,19 @@ func runSim(ctx context.Context, e env, args []string) error {
 	host, _, err := net.SplitHostPort(*server)
 	if err != nil {
 		return usagef("vigil sim: --server %q: want HOST:PORT", *server)
+	}
+	var tokens map[string]string // device id → enrolment token
+	var tokenIDs []string
+	if *tokensFile != "" {
+		if *enrolAll {
+			return usagef("vigil sim: --enrol and --enrol-tokens: choose one")
+		}
+		if tokens, tokenIDs, err = readEnrolTokens(*tokensFile); err != nil {
+			return err
+		}
+	}
+	if (*enrolAll || tokens != nil) && *https == "off" {
+		return usagef("vigil sim: --enrol needs the HTTPS address: --https must not be off")
 	}
 	switch *https {
 	case "":
@@ -87,7 +107,15 @@ func runSim(ctx context.Context, e env, args []string) error {
 	}
 	var creds []sim.Credential
 	var people map[string]string
-	if *credsFile != "" {
+	if tokens != nil && *credsFile == "" {
+		// The devices are the tokens' own: certificates only, so MQTT only.
+		for _, id := range tokenIDs {
+			creds = append(creds, sim.Credential{DeviceID: id})
+		}
+		*n = min(*n, len(creds))
+		creds = creds[:*n]
+		*share, *api, *workers = 0, "", 0
+	} else if *credsFile != "" {
 		if creds, people, err = readCreds(*credsFile); err != nil {
 			return err
 		}
@@ -119,8 +147,25 @@ func runSim(ctx context.Context, e env, args []string) error {
 			}
 		}
 	}
+	var certs map[string]*tls.Certificate
+	if *enrolAll {
+		ids := make([]string, len(creds))
+		for i, c := range creds {
+			ids[i] = c.DeviceID
+		}
+		if tokens, err = issueEnrolTokens(ctx, cfg, ids); err != nil {
+			return err
+		}
+	}
+	if tokens != nil {
+		if certs, err = enrolDevices(ctx, *https, tlsCfg, creds, tokens); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "enrolled %d devices\n", len(certs))
+	}
 	log := newLogger(cfg, e.stderr)
 	s, err := sim.New(sim.Config{
+		Certs:    certs,
 		MQTTAddr: *server, HTTPSAddr: *https, TLS: tlsCfg, Devices: creds,
 		Rate: *rate, HTTPShare: *share, SOSEvery: 10 * time.Minute, MotionEvery: time.Minute,
 		Replay: replays,
@@ -140,6 +185,9 @@ func runSim(ctx context.Context, e env, args []string) error {
 	err = s.Run(ctx)
 	st := s.Stats()
 	fmt.Fprintf(e.stdout, "sent %d, acknowledged %d, refused %d\n", st.Sent, st.Acked, refusedTotal(st))
+	if st.Renewed+st.RenewErrors > 0 {
+		fmt.Fprintf(e.stdout, "certificates renewed %d, renewals failed %d\n", st.Renewed, st.RenewErrors)
+	}
 	if st.Workers > 0 {
 		fmt.Fprintf(e.stdout, "%s\n", workersLine(st))
 	}
@@ -173,4 +221,102 @@ func workersLine(st sim.Stats) string {
 	return fmt.Sprintf("workers %d: sessions %d (%d now), check-ins %d (%d answering a reminder, %d late), forgotten %d, overruns %d, walks out of the zone %d, silences %d, pre-alerts cancelled %d, API errors %d",
 		st.Workers, st.SessionsStarted, st.InSession, st.Checkins, st.RemindersAnswered, st.LateCheckins, st.Forgotten,
 		st.Overruns, st.Wanders, st.Silences, st.Cancels, st.APIErrors)
+}
+
+// readEnrolTokens reads --enrol-tokens: per line "DEVICE_ID TOKEN" or the
+// JSON object 'vigil device enrol-token --json' prints; blank lines and
+// lines starting with # are skipped. Errors name the line, never a token.
+func readEnrolTokens(file string) (map[string]string, []string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read enrolment tokens (--enrol-tokens): %w", err)
+	}
+	tokens := map[string]string{}
+	var ids []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var id, tok string
+		if strings.HasPrefix(line, "{") {
+			var t enrol.Token
+			if err := json.Unmarshal([]byte(line), &t); err != nil {
+				return nil, nil, usagef("vigil sim: --enrol-tokens %s line %d: not the JSON of 'vigil device enrol-token --json'", file, i+1)
+			}
+			id, tok = t.DeviceID, t.Value
+		} else if f := strings.Fields(line); len(f) == 2 {
+			id, tok = f[0], f[1]
+		}
+		if id == "" || tok == "" {
+			return nil, nil, usagef("vigil sim: --enrol-tokens %s line %d: want DEVICE_ID TOKEN", file, i+1)
+		}
+		if _, dup := tokens[id]; dup {
+			return nil, nil, usagef("vigil sim: --enrol-tokens %s line %d: device %s listed twice", file, i+1, id)
+		}
+		tokens[id] = tok
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, nil, usagef("vigil sim: --enrol-tokens %s: no tokens", file)
+	}
+	return tokens, ids, nil
+}
+
+// issueEnrolTokens issues each device a short-lived enrolment token through
+// the store, as 'vigil device enrol-token' does.
+func issueEnrolTokens(ctx context.Context, cfg config.Config, ids []string) (map[string]string, error) {
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("issue enrolment tokens (--enrol needs the store; or pass --enrol-tokens): %w", err)
+	}
+	defer st.Close()
+	tokens := make(map[string]string, len(ids))
+	for _, id := range ids {
+		tok, err := enrol.NewToken(ctx, st, time.Now(), id, enrol.DefaultTokenTTL)
+		if err != nil {
+			return nil, fmt.Errorf("issue an enrolment token for device %s: %w", id, err)
+		}
+		tokens[id] = tok.Value
+	}
+	return tokens, nil
+}
+
+// enrolDevices enrols every device of creds that has a token, over HTTPS
+// at addr, a few at a time; the keys stay in this process.
+func enrolDevices(ctx context.Context, addr string, tlsCfg *tls.Config, creds []sim.Credential, tokens map[string]string) (map[string]*tls.Certificate, error) {
+	certs := make(map[string]*tls.Certificate, len(tokens))
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+	)
+	sem := make(chan struct{}, 8)
+	for _, c := range creds {
+		tok, ok := tokens[c.DeviceID]
+		if !ok {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cert, err := sim.Enrol(ctx, addr, tlsCfg, c.DeviceID, tok)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = fmt.Errorf("enrol device %s at %s: %w", c.DeviceID, addr, err)
+				}
+				return
+			}
+			certs[c.DeviceID] = cert
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return certs, nil
 }

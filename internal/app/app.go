@@ -409,6 +409,14 @@ func (a *App) serveHTTP(name, addr string, h http.Handler) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.With("component", name).Handler(), slog.LevelDebug),
 	}
+	if name == "https" {
+		// Certificate renewal (POST /api/v1/enrol/renew) authenticates a
+		// device by its current certificate: request one, never require
+		// or verify it here (the renewal handler does); advertising only
+		// Vigil's CA keeps browsers from prompting for a certificate.
+		srv.TLSConfig.ClientAuth = tls.RequestClientCert
+		srv.TLSConfig.ClientCAs = a.ca.Pool()
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

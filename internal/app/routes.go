@@ -21,6 +21,11 @@ func (a *App) publicHandler() http.Handler {
 	enr := enrol.New(enrol.Config{}, a.store, a.ca, a.deps.Clock, a.log.With("component", "enrol"))
 	a.api.SetEnroller(enr)
 	mux.Handle(httpgw.EnrolPattern, httpgw.EnrolHandler(enr, a.log.With("component", "enrol")))
+	var aud enrol.Auditor
+	if a.audit != nil {
+		aud = a.audit
+	}
+	mux.Handle(httpgw.RenewPattern, httpgw.RenewHandler(enrol.NewRenewer(enrol.RenewConfig{}, a.store, a.ca, aud, a.deps.Clock, a.log.With("component", "enrol")), a.log.With("component", "enrol")))
 	mux.Handle("/api/v1/", a.api.Handler())
 	if err := a.registerConsole(mux); err != nil {
 		a.log.Error("web console not served", "err", err)

@@ -57,11 +57,19 @@ const (
 
 // Refusal is an enrolment refused for a reason the client may know.
 type Refusal struct {
-	Code string
-	Msg  string
+	Code       string
+	Msg        string
+	RetryAfter time.Duration // rate_limited: when to try again
 }
 
 func (r *Refusal) Error() string { return "enrol: " + r.Msg }
+
+// RefusalMessage is the safe text for the client.
+func (r *Refusal) RefusalMessage() string { return r.Msg }
+
+// RetryAfterSeconds is when a rate-limited client may try again (0: not
+// said).
+func (r *Refusal) RetryAfterSeconds() int { return int((r.RetryAfter + time.Second - 1) / time.Second) }
 
 // RefusalCode lets the HTTP edge classify the error without importing
 // this package.

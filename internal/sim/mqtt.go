@@ -114,7 +114,7 @@ func (d *device) connect(ctx context.Context) (*paho.Client, error) {
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	tlsCfg := d.s.cfg.TLS
-	cert := d.s.cfg.Certs[id]
+	cert := d.s.clientCert(ctx, id)
 	if cert != nil {
 		if tlsCfg == nil {
 			tlsCfg = &tls.Config{}

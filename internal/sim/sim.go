@@ -93,6 +93,10 @@ type Config struct {
 	// device id: such a device connects over MQTT with mutual TLS and
 	// sends no password; its Secret may be empty if it uses MQTT.
 	Certs map[string]*tls.Certificate
+	// RenewBefore: a device whose certificate has less than this left
+	// renews it (Renew, over HTTPSAddr) before it connects; default
+	// RenewBefore (30 days).
+	RenewBefore time.Duration
 
 	HeartbeatEvery time.Duration // default 60s
 	BatteryEvery   time.Duration // default 5m
@@ -117,6 +121,8 @@ type Stats struct {
 	Reconnects  uint64            // MQTT connections made after a device's first
 	Dropped     uint64            // events dropped because a device queue was full
 	Commands    uint64            // messages received on commands topics
+	Renewed     uint64            // device certificates renewed (Renew)
+	RenewErrors uint64            // renewals that failed (retried on the next connect)
 	Queued      int               // events waiting in device queues now
 
 	CommandTypes      map[string]uint64 // of Commands, by type ("other" for a type not known, "invalid" for unreadable JSON)
@@ -143,6 +149,7 @@ type Sim struct {
 	running atomic.Bool
 	replays [][]event.Motion // Config.Replay cut into windows
 	api     *API             // set by Run when there are workers
+	certs   *certBook        // Config.Certs, renewed as they near expiry
 
 	mu    sync.Mutex
 	stats Stats
@@ -235,7 +242,10 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.ReplayPause <= 0 {
 		cfg.ReplayPause = 20 * time.Second
 	}
-	s := &Sim{cfg: cfg, log: cfg.Logger}
+	if cfg.RenewBefore <= 0 {
+		cfg.RenewBefore = RenewBefore
+	}
+	s := &Sim{cfg: cfg, log: cfg.Logger, certs: newCertBook(cfg.Certs)}
 	for _, r := range cfg.Replay {
 		ws, err := MotionWindows(r.Samples, replayRateHz, replayWindow)
 		if err != nil {
