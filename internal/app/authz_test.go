@@ -182,7 +182,13 @@ func (w *authzWorld) fixture(person string) map[string]string {
 	if err := st.CreateDevice(ctx, store.Device{ID: "dv-" + n, OrgID: "x", Name: "pendant " + n, SecretHash: make([]byte, 32), CreatedAt: now}); err != nil {
 		w.t.Fatal(err)
 	}
-	return map[string]string{"{org}": "x", "{id}": "", "device": "dv-" + n, "alert": al.ID, "session": "se-" + n, "zone": "zo-" + n,
+	if err := st.PutRota(ctx, store.Rota{OrgID: "x", Name: "p" + n, TimeZone: "UTC"}); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := st.AddRotaOverride(ctx, store.RotaOverride{ID: "ov-" + n, OrgID: "x", Rota: "p" + n, UserID: target.ID, From: now, To: now.Add(time.Hour)}); err != nil {
+		w.t.Fatal(err)
+	}
+	return map[string]string{"override": "ov-" + n, "{org}": "x", "{id}": "", "device": "dv-" + n, "alert": al.ID, "session": "se-" + n, "zone": "zo-" + n,
 		"user": target.ID, "token": tok.ID, "{name}": "p" + n, "{kind}": "sos",
 		"person": person, "contact": "co-" + n, "team": "te-" + n, "{user}": carer.ID}
 }
@@ -190,6 +196,7 @@ func (w *authzWorld) fixture(person string) map[string]string {
 // bodies are valid requests, so that what answers is authorisation, not
 // validation.
 var bodies = map[string]string{
+	"PUT /api/v1/orgs/{org}/sso":                        `{"issuer":"https://idp.example.org","client_id":"vigil","client_secret":"s3cret"}`,
 	"POST /api/v1/alerts/{id}/notes":                    `{"note":"called her daughter"}`,
 	"POST /api/v1/orgs/{org}/devices":                   `{"name":"pendant"}`,
 	"POST /api/v1/devices/{id}/revoke":                  `{"reason":"lost on a visit"}`,
@@ -213,6 +220,10 @@ var bodies = map[string]string{
 	"POST /api/v1/people/{id}/contacts":                 `{"name":"Kin","relation":"daughter","phone":"+447700900123","priority":1}`,
 	"PUT /api/v1/people/{id}/device":                    `{"device_id":""}`,
 	"POST /api/v1/orgs/{org}/teams":                     `{"name":"Night shift"}`,
+	"PUT /api/v1/orgs/{org}/retention":                  `{"positions_days":30}`,
+
+	"PUT /api/v1/orgs/{org}/rotas/{name}":            `{"time_zone":"Europe/London","shifts":[]}`,
+	"POST /api/v1/orgs/{org}/rotas/{name}/overrides": `{"user":"nobody","from":"2030-01-01T00:00:00Z","to":"2030-01-02T00:00:00Z"}`,
 }
 
 // objectOf says which fixture object a route's {id} names.
@@ -236,6 +247,8 @@ func objectOf(pattern string) string {
 		return "device"
 	case strings.Contains(pattern, "/teams/{id}"):
 		return "team"
+	case strings.Contains(pattern, "/overrides/{id}"):
+		return "override"
 	}
 	return ""
 }

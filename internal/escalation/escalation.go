@@ -66,13 +66,14 @@ type Store interface {
 	FinishDelivery(ctx context.Context, d store.Delivery) error
 	ListDeliveries(ctx context.Context, alertID string) ([]store.Delivery, error)
 
-	// For recipients named by user, role, team, contacts or carers.
+	// For recipients named by user, role, team, rota, contacts or carers.
 	GetUser(ctx context.Context, id string) (store.User, error)
 	ListUsers(ctx context.Context, orgID string) ([]store.User, error)
 	ListMemberships(ctx context.Context, userID string) ([]store.Membership, error)
 	GetTeam(ctx context.Context, id string) (store.Team, error)
 	ListContacts(ctx context.Context, personID string) ([]store.Contact, error)
 	ListCarerPeople(ctx context.Context, userID string) ([]string, error)
+	GetRota(ctx context.Context, orgID, name string) (store.Rota, error)
 }
 
 // Config tunes an Engine. The zero value works.
@@ -797,13 +798,14 @@ type ReplyStore interface {
 	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, error)
 	ListDeliveries(ctx context.Context, alertID string) ([]store.Delivery, error)
 
-	// For recipients named by user, role, team, contacts or carers.
+	// For recipients named by user, role, team, rota, contacts or carers.
 	GetUser(ctx context.Context, id string) (store.User, error)
 	ListUsers(ctx context.Context, orgID string) ([]store.User, error)
 	ListMemberships(ctx context.Context, userID string) ([]store.Membership, error)
 	GetTeam(ctx context.Context, id string) (store.Team, error)
 	ListContacts(ctx context.Context, personID string) ([]store.Contact, error)
 	ListCarerPeople(ctx context.Context, userID string) ([]string, error)
+	GetRota(ctx context.Context, orgID, name string) (store.Rota, error)
 }
 
 // MatchReply finds the raised alert an SMS reply from a number

@@ -72,11 +72,12 @@ type Recipient struct {
 	Team     string `json:"team,omitempty"`     // every member of one of the organisation's teams, by id
 	Contacts bool   `json:"contacts,omitempty"` // the alert's person's emergency contacts, by priority
 	Carers   bool   `json:"carers,omitempty"`   // the carers linked to the alert's person
+	Rota     string `json:"rota,omitempty"`     // whoever is on call on the organisation's rota of this name when the step fires
 }
 
 // selector reports whether r names people rather than an address.
 func (r Recipient) selector() bool {
-	return r.User != "" || r.Role != "" || r.Team != "" || r.Contacts || r.Carers
+	return r.User != "" || r.Role != "" || r.Team != "" || r.Contacts || r.Carers || r.Rota != ""
 }
 
 // Duration is a time.Duration written as "90s" or "2m" in JSON.
@@ -168,16 +169,22 @@ func validRecipients(field string, rs []Recipient) error {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if r.selector() {
 			n := 0
-			for _, set := range []bool{r.User != "", r.Role != "", r.Team != "", r.Contacts, r.Carers} {
+			for _, set := range []bool{r.User != "", r.Role != "", r.Team != "", r.Contacts, r.Carers, r.Rota != ""} {
 				if set {
 					n++
 				}
 			}
 			switch {
 			case n > 1:
-				return &FieldError{f, "name one of user, role, team, contacts or carers"}
+				return &FieldError{f, "name one of user, role, team, rota, contacts or carers"}
 			case r.Address != "":
-				return &FieldError{f + ".address", "give an address or whom to reach (user, role, team, contacts, carers), not both"}
+				return &FieldError{f + ".address", "give an address or whom to reach (user, role, team, rota, contacts, carers), not both"}
+			case r.Rota != "" && !ValidRotaName(r.Rota):
+				return &FieldError{f + ".rota", "want a rota name (lower-case letters, digits, - and _)"}
+			case r.Rota != "" && r.Channel != ChannelEmail && r.Channel != "":
+				return &FieldError{f + ".channel", "whoever is on call is reached by email (their sign-in address)"}
+			case r.Rota != "":
+				// Valid; whether the rota exists is asked when the step fires.
 			case r.Role != "" && !slices.Contains(recipientRoles, r.Role):
 				return &FieldError{f + ".role", "want one of " + strings.Join(recipientRoles, ", ")}
 			case len(r.User) > 100 || len(r.Team) > 100:

@@ -2,13 +2,16 @@ package escalation
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 
 	"vigil/internal/store"
 )
 
-// resolve turns recipients named by user, role, team, contacts or carers
-// into addresses, as the organisation stands now. A user who is disabled,
+// resolve turns recipients named by user, role, team, rota, contacts or
+// carers into addresses, as the organisation stands now (a rota: whoever
+// is on call now; nobody is a valid answer). A user who is disabled,
 // not a member of the alert's organisation, or the alert's own person on a
 // duress alert (whoever holds their phone must not learn of it) is left
 // out; so is anyone the lookups fail for (logged): the other recipients
@@ -95,6 +98,39 @@ func (e *Engine) expand(ctx context.Context, a store.Alert, r Recipient) ([]Reci
 				if a.PersonID == "" || !slices.Contains(people, a.PersonID) {
 					continue
 				}
+			}
+			if err := addUser(u); err != nil {
+				return out, err
+			}
+		}
+		return out, nil
+	case r.Rota != "":
+		rota, err := e.st.GetRota(ctx, a.OrgID, r.Rota)
+		if err != nil {
+			return nil, err
+		}
+		now := e.clk.Now()
+		ids, err := OnCall(rota, now)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			// A gap in the rota is valid, and shown on the alert's
+			// timeline: the ladder goes on (other recipients, the next
+			// step, the end broadcast).
+			if _, err := e.st.AddAlertEntry(ctx, a.ID, store.AlertEntry{At: now, Actor: "escalation", Action: "nobody_on_call",
+				Detail: "nobody on call on rota " + r.Rota, Cause: fmt.Sprintf("rota:%s:%s:%d", a.ID, r.Rota, now.UnixNano())}); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}
+		for _, id := range ids {
+			u, err := e.st.GetUser(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // removed since the rota was written
+			}
+			if err != nil {
+				return out, err
 			}
 			if err := addUser(u); err != nil {
 				return out, err
