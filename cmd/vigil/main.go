@@ -56,6 +56,7 @@ func commands() []command {
 		{"config", "check or print the effective configuration (check, dump)", runConfig},
 		{"bench", "measure durable ingest against mosquitto in the same run", runBench},
 		{"fall", "train and evaluate the fall detector (train, eval)", runFall},
+		{"retention", "how long each organisation keeps personal data, and purging it now (show, set, purge-now)", runRetention},
 	}
 }
 

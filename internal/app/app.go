@@ -340,6 +340,7 @@ func (a *App) Start() error {
 			a.mail.run(ctx)
 		}()
 	}
+	a.startRetention(ctx)
 	if err := a.startEscalation(ctx); err != nil {
 		return err
 	}

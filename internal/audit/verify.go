@@ -20,6 +20,7 @@ const pageSize = 1000
 // Report is the result of Verify.
 type Report struct {
 	Records        int64  // records read and checked
+	Start          int64  // the first record when a retention purge cut the chain at a checkpoint; 0 when it starts at 1
 	Checkpoints    int    // checkpoints whose signature and hash matched
 	LastCheckpoint int64  // seq of the newest good checkpoint; 0 if none
 	Anchors        int    // saved anchors that matched
@@ -87,6 +88,10 @@ func (a Anchor) String() string { return fmt.Sprintf("%d:%x", a.Seq, a.Hash) }
 //   - a truncated tail leaves a checkpoint or anchor beyond the last
 //     record (FirstBad is then the first missing seq).
 //
+// After a retention purge the chain starts at a checkpointed record
+// (Report.Start); a start anywhere else is reported as deleted records,
+// and anchors older than the start are skipped.
+//
 // pub may be nil only when there are no checkpoints. The error is for a
 // failure to read the store, not for a bad log.
 func Verify(ctx context.Context, st Reader, pub ed25519.PublicKey, anchors ...Anchor) (Report, error) {
@@ -112,6 +117,21 @@ func Verify(ctx context.Context, st Reader, pub ed25519.PublicKey, anchors ...An
 		return rep, nil
 	}
 	prev, next := genesis(), int64(1)
+	// A retention purge removes whole checkpoint ranges from the start:
+	// the chain then starts at a checkpointed record, trusted through the
+	// checkpoint's signature (checked below with the others) over its hash,
+	// which covers its link to the purged records.
+	head, err := st.ListAudit(ctx, store.AuditFilter{Limit: 1})
+	if err != nil {
+		return rep, fmt.Errorf("verify audit log: %w", err)
+	}
+	if len(head) == 1 && head[0].Seq > 1 {
+		if _, ok := cpAt[head[0].Seq]; !ok {
+			return bad(1, "records 1 to %d are missing and record %d is not checkpointed: deleted", head[0].Seq-1, head[0].Seq)
+		}
+		prev, next = head[0].PrevHash, head[0].Seq
+		rep.Start = next
+	}
 	for {
 		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: next - 1, Limit: pageSize})
 		if err != nil {
@@ -161,6 +181,9 @@ func Verify(ctx context.Context, st Reader, pub ed25519.PublicKey, anchors ...An
 		}
 	}
 	for _, a := range anchors {
+		if a.Seq < rep.Start {
+			continue // purged under the retention policy: nothing left to compare
+		}
 		if a.Seq > last {
 			return bad(last+1, "log truncated: a saved anchor names record %d but the last record is %d", a.Seq, last)
 		}
