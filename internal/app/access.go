@@ -92,14 +92,24 @@ func buildAccess(c config.Config, st store.Store, clk clock.Clock, log *slog.Log
 			return nil, nil, fmt.Errorf("webauthn: %w", err)
 		}
 	}
-	if c.Auth.OIDCIssuer != "" {
-		hc, err := idpClient(c.Notify.OutboundCAFile)
+	if c.Notify.BaseURL != "" {
+		// Single sign-on: the install's provider (config) if any, and
+		// organisations' own providers (set by their admins) through the
+		// SSRF-safe client, since those URLs are tenant-chosen.
+		var hc *http.Client
+		if c.Auth.OIDCIssuer != "" {
+			var err error
+			if hc, err = idpClient(c.Notify.OutboundCAFile); err != nil {
+				return nil, nil, err
+			}
+		}
+		orgHC, _, err := outboundClient(c.Notify)
 		if err != nil {
 			return nil, nil, err
 		}
 		cfg.SSO = auth.NewSSO(oidc.Config{Issuer: c.Auth.OIDCIssuer, ClientID: c.Auth.OIDCClientID,
 			ClientSecret: c.Auth.OIDCClientSecret.Reveal(), RedirectURL: strings.TrimRight(c.Notify.BaseURL, "/") + "/api/v1/auth/oidc/callback",
-			HTTPClient: hc, Clock: clk})
+			HTTPClient: hc, Clock: clk}, orgHC)
 	}
 	return auth.New(st, sealer, al, cfg), al, nil
 }

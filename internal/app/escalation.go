@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"vigil/internal/alert"
+	"vigil/internal/config"
 	"vigil/internal/escalation"
 	"vigil/internal/notify"
 	"vigil/internal/notify/console"
@@ -66,30 +67,9 @@ func (a *App) setupEscalation(ctx context.Context) error {
 	a.hub = console.NewHub(console.Config{}, a.log.With("component", "console-feed"))
 	ns := []notify.Notifier{console.NewNotifier(a.hub)}
 
-	var allow []netip.Prefix
-	for _, c := range nc.OutboundAllow {
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			return fmt.Errorf("notify.outbound_allow: %w", err)
-		}
-		allow = append(allow, p)
-	}
-	var roots *x509.CertPool
-	if nc.OutboundCAFile != "" {
-		pem, err := os.ReadFile(nc.OutboundCAFile)
-		if err != nil {
-			return fmt.Errorf("notify.outbound_ca_file: %w", err)
-		}
-		if roots, err = x509.SystemCertPool(); err != nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("notify.outbound_ca_file %s: no PEM certificate in it", nc.OutboundCAFile)
-		}
-	}
-	client, err := outbound.New(outbound.Config{Allow: allow, RootCAs: roots})
+	client, roots, err := outboundClient(nc)
 	if err != nil {
-		return fmt.Errorf("outbound client: %w", err)
+		return err
 	}
 	if nc.SMTPHost != "" {
 		em, err := email.New(email.Config{Host: nc.SMTPHost, Port: nc.SMTPPort, TLS: nc.SMTPTLS, Username: nc.SMTPUsername,
@@ -223,4 +203,38 @@ func (a *App) startEscalation(ctx context.Context) error {
 		a.esc.Run(ctx)
 	}()
 	return nil
+}
+
+// outboundClient is the SSRF-safe HTTP client for addresses that
+// organisations choose (webhooks, the SMS provider, organisations' own
+// identity providers): private, loopback and metadata addresses refused
+// unless notify.outbound_allow lets them through; notify.outbound_ca_file
+// adds a private CA (also returned, for SMTP).
+func outboundClient(nc config.NotifyConfig) (*http.Client, *x509.CertPool, error) {
+	var allow []netip.Prefix
+	for _, c := range nc.OutboundAllow {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("notify.outbound_allow: %w", err)
+		}
+		allow = append(allow, p)
+	}
+	var roots *x509.CertPool
+	if nc.OutboundCAFile != "" {
+		pem, err := os.ReadFile(nc.OutboundCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("notify.outbound_ca_file: %w", err)
+		}
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("notify.outbound_ca_file %s: no PEM certificate in it", nc.OutboundCAFile)
+		}
+	}
+	client, err := outbound.New(outbound.Config{Allow: allow, RootCAs: roots})
+	if err != nil {
+		return nil, nil, fmt.Errorf("outbound client: %w", err)
+	}
+	return client, roots, nil
 }

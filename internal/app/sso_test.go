@@ -188,3 +188,140 @@ func TestSingleSignOn(t *testing.T) {
 		t.Fatalf("audit of the refused callback: %v %+v", err, recs)
 	}
 }
+
+// TestOrganisationSingleSignOn: an organisation's admin sets its own
+// identity provider (the secret sealed, never shown back); its members
+// sign in through it with ?org=; it signs in no one of another
+// organisation nor provider staff; the server reaches it only through the
+// SSRF-safe client (a metadata address is refused); removing it turns it
+// off.
+func TestOrganisationSingleSignOn(t *testing.T) {
+	p := newIdP(t)
+	cfg := vigiltest.Config(t)
+	caFile := filepath.Join(t.TempDir(), "idp-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Notify.BaseURL = "https://vigil.example.org"
+	cfg.Notify.OutboundCAFile = caFile
+	cfg.Notify.OutboundAllow = []string{"127.0.0.0/8"} // the provider is on loopback in this test
+	clk := clock.NewManual(time.Now())
+	var out bytes.Buffer
+	a, _ := vigiltest.StartAppWith(t, cfg, app.Deps{Clock: clk, Out: &out})
+	w := &accessWorld{a: a, clk: clk, token: bootstrapRe.FindString(out.String())}
+	admin, _, _ := w.enrolledAdmin(t) // ada@example.org, provider staff
+	for _, o := range []string{"acme", "beta"} {
+		if r := admin.do("POST", "/api/v1/orgs", `{"id":"`+o+`","name":"`+o+`"}`); r.status != 201 {
+			t.Fatalf("org: %d %s", r.status, r.body)
+		}
+	}
+	for _, inv := range [][2]string{{"acme", "nina@example.org"}, {"beta", "bob@example.org"}} {
+		if r := admin.do("POST", "/api/v1/orgs/"+inv[0]+"/users", `{"email":"`+inv[1]+`","name":"N","role":"supervisor"}`); r.status != 201 {
+			t.Fatalf("invite: %d %s", r.status, r.body)
+		}
+	}
+
+	// Not configured: 404 at login; the settings say so.
+	b := newBrowser(t, a)
+	b.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if r := b.do("GET", "/api/v1/auth/oidc/login?org=acme", ""); r.status != 404 {
+		t.Errorf("login before it is set: %d", r.status)
+	}
+	if r := b.do("GET", "/api/v1/auth/oidc/login?org=..%2F", ""); r.status != 400 {
+		t.Errorf("login with a bad org id: %d", r.status)
+	}
+	if r := admin.do("PUT", "/api/v1/orgs/acme/sso", `{"issuer":"http://idp.example.org","client_id":"vigil"}`); r.status != 400 ||
+		!strings.Contains(string(r.body), `"issuer"`) {
+		t.Errorf("http issuer: %d %s", r.status, r.body)
+	}
+	if r := admin.do("PUT", "/api/v1/orgs/acme/sso", `{"issuer":"`+p.srv.URL+`","client_id":"vigil","client_secret":"idp-secret"}`); r.status != 200 ||
+		strings.Contains(string(r.body), "idp-secret") || !strings.Contains(string(r.body), `"client_secret_set":true`) {
+		t.Fatalf("set: %d %s", r.status, r.body)
+	}
+
+	sso := func(org string, claims map[string]any) reply {
+		t.Helper()
+		p.mu.Lock()
+		p.claims = claims
+		p.mu.Unlock()
+		c := newBrowser(t, a)
+		c.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		r := c.do("GET", "/api/v1/auth/oidc/login?org="+org, "")
+		if r.status != http.StatusSeeOther {
+			return r
+		}
+		back := p.authorize(t, r.header.Get("Location"))
+		return c.do("GET", "/api/v1/auth/oidc/callback?"+back.Encode(), "")
+	}
+	if r := sso("acme", map[string]any{"sub": "nina-at-idp", "email": "nina@example.org"}); r.status != 200 || r.json(t)["mfa"] != true {
+		t.Fatalf("acme's member through acme's provider: %d %s", r.status, r.body)
+	}
+	if r := sso("acme", map[string]any{"sub": "bob-at-idp", "email": "bob@example.org"}); r.status != 401 {
+		t.Errorf("beta's member through acme's provider: %d %s, want 401", r.status, r.body)
+	}
+	if r := sso("acme", map[string]any{"sub": "ada-at-idp", "email": "ada@example.org"}); r.status != 401 {
+		t.Errorf("provider staff through acme's provider: %d %s, want 401", r.status, r.body)
+	}
+	if r := sso("beta", nil); r.status != 404 {
+		t.Errorf("beta has no provider: %d", r.status)
+	}
+	u, err := a.Store().GetUserByEmail(t.Context(), "nina@example.org")
+	if err != nil || !strings.HasPrefix(u.OIDCSubject, "org:acme:") {
+		t.Errorf("nina's link: %v %q", err, u.OIDCSubject)
+	}
+	// The secret is sealed in the database.
+	for _, f := range []string{"vigil.db", "vigil.db-wal"} {
+		if raw, err := os.ReadFile(filepath.Join(cfg.DataDir, f)); err == nil && bytes.Contains(raw, []byte("idp-secret")) {
+			t.Errorf("%s holds the client secret in clear", f)
+		}
+	}
+
+	// A tenant-chosen address inside the cloud's metadata range is refused.
+	if r := admin.do("PUT", "/api/v1/orgs/beta/sso", `{"issuer":"https://169.254.169.254/latest","client_id":"vigil"}`); r.status != 200 {
+		t.Fatalf("set beta: %d %s", r.status, r.body)
+	}
+	if r := sso("beta", nil); r.status != 503 {
+		t.Errorf("login through a metadata address: %d %s, want 503", r.status, r.body)
+	}
+	if r := admin.do("DELETE", "/api/v1/orgs/acme/sso", ""); r.status != 204 {
+		t.Errorf("delete: %d", r.status)
+	}
+	if r := sso("acme", nil); r.status != 404 {
+		t.Errorf("login after delete: %d", r.status)
+	}
+	if recs, err := a.Store().ListAudit(t.Context(), store.AuditFilter{OrgID: "acme", Action: "org.sso.set"}); err != nil || len(recs) != 1 ||
+		recs[0].Severity != "high" || strings.Contains(recs[0].Details, "idp-secret") {
+		t.Errorf("audit: %v %+v", err, recs)
+	}
+}
+
+// TestSingleSignOnBrowserLandsOnTheConsole: a browser's callback is sent
+// back to the console (303 to /) with its session, not a JSON page.
+func TestSingleSignOnBrowserLandsOnTheConsole(t *testing.T) {
+	p := newIdP(t)
+	cfg := vigiltest.Config(t)
+	caFile := filepath.Join(t.TempDir(), "idp-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Notify.BaseURL = "https://vigil.example.org"
+	cfg.Notify.OutboundCAFile = caFile
+	cfg.Auth.OIDCIssuer, cfg.Auth.OIDCClientID, cfg.Auth.OIDCClientSecret = p.srv.URL, "vigil", "idp-secret"
+	clk := clock.NewManual(time.Now())
+	var out bytes.Buffer
+	a, _ := vigiltest.StartAppWith(t, cfg, app.Deps{Clock: clk, Out: &out})
+	w := &accessWorld{a: a, clk: clk, token: bootstrapRe.FindString(out.String())}
+	w.enrolledAdmin(t)
+	b := newBrowser(t, a)
+	b.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	b.header.Set("Accept", "text/html,application/xhtml+xml")
+	r := b.do("GET", "/api/v1/auth/oidc/login", "")
+	back := p.authorize(t, r.header.Get("Location"))
+	r = b.do("GET", "/api/v1/auth/oidc/callback?"+back.Encode(), "")
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/" || len(r.set) == 0 {
+		t.Fatalf("browser callback: %d to %q, cookies %v", r.status, r.header.Get("Location"), r.set)
+	}
+	if r := b.do("GET", "/", ""); r.status != 200 || !strings.Contains(string(r.body), "Hello") {
+		t.Errorf("console after single sign-on: %d %s", r.status, r.body)
+	}
+}

@@ -65,6 +65,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // Store is what auth keeps.
 type Store interface {
 	store.AccessStore
+	store.OrgSSOStore
 	GetOrg(ctx context.Context, id string) (store.Org, error)
 	GetPerson(ctx context.Context, id string) (store.Person, error)
 	GetMeta(ctx context.Context, key string) (string, error)

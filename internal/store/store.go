@@ -231,6 +231,7 @@ type Store interface {
 	AuditStore
 	RotaStore
 	RetentionStore
+	OrgSSOStore
 	EnrolStore
 	// SetLocationPolicy sets an organisation's location policy.
 	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error

@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strings"
 
 	"vigil/internal/auth"
+	"vigil/internal/device"
 )
 
 // ssoCookie carries the sealed state of a sign-in at the identity
@@ -13,13 +15,19 @@ import (
 // callback is a top-level navigation back from the provider's site.
 const ssoCookie = "__Host-vigil_oidc"
 
-// ssoLogin sends the browser to the identity provider.
+// ssoLogin sends the browser to the identity provider: the install's, or
+// with ?org=ID that organisation's own.
 func (a *API) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	if a.auth == nil {
 		writeError(w, http.StatusNotFound, "not_found", "", "single sign-on is not configured")
 		return
 	}
-	u, sealed, err := a.auth.SSOBegin(r.Context())
+	org := r.URL.Query().Get("org")
+	if org != "" && !device.ValidOrgID(org) {
+		writeError(w, http.StatusBadRequest, "invalid", "org", "not an organisation id")
+		return
+	}
+	u, sealed, err := a.auth.SSOBegin(r.Context(), org)
 	if errors.Is(err, auth.ErrSSOOff) {
 		writeError(w, http.StatusNotFound, "not_found", "", "single sign-on is not configured")
 		return
@@ -64,6 +72,12 @@ func (a *API) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setSessionCookie(w, res.Token, a.auth.Config().MaxLifetime)
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		// A browser: back to the console, which asks for the second
+		// factor when the provider did not assert one.
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"mfa": res.MFADone, "mfa_required": !res.MFADone, "methods": nonNil(res.Methods),
 		"must_enrol": res.MustEnrol})
 }

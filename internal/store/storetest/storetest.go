@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EnrolmentTokens", testEnrolmentTokens},
 		{"Rotas", testRotas},
 		{"Retention", testRetention},
+		{"OrgSSO", testOrgSSO},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
