@@ -1,14 +1,11 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -147,56 +144,14 @@ func (c *Console) codeStep(w http.ResponseWriter, r *http.Request, p *auth.Princ
 // on signing out everywhere; the console's own form must hand the browser
 // that cookie, or the browser keeps the old, now void, id.
 func (c *Console) apiCallCookies(w http.ResponseWriter, r *http.Request, method, path string, body, out any) (*APIError, error) {
-	if c.api == nil {
-		return nil, fmt.Errorf("console: no API handler")
-	}
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("console: encode %s %s: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	in, err := http.NewRequestWithContext(r.Context(), method, path, rd)
+	res, err := c.apiDo(r, method, path, body)
 	if err != nil {
-		return nil, fmt.Errorf("console: build %s %s: %w", method, path, err)
+		return nil, err
 	}
-	in.RemoteAddr, in.Host, in.TLS = r.RemoteAddr, r.Host, r.TLS
-	if body != nil {
-		in.Header.Set("Content-Type", "application/json")
-	}
-	for _, ck := range r.Cookies() {
-		if ck.Name == sessionCookie || ck.Name == deviceCookie {
-			in.AddCookie(ck)
-		}
-	}
-	res := &recorder{h: http.Header{}, code: http.StatusOK}
-	c.api.ServeHTTP(res, in)
 	for _, sc := range res.h.Values("Set-Cookie") {
 		w.Header().Add("Set-Cookie", sc)
 	}
-	if res.code >= 400 {
-		var e struct {
-			Error struct {
-				Code    string `json:"code"`
-				Field   string `json:"field"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		_ = json.Unmarshal(res.body.Bytes(), &e)
-		msg := e.Error.Message
-		if msg == "" {
-			msg = strings.ToLower(http.StatusText(res.code))
-		}
-		return &APIError{Status: res.code, Code: e.Error.Code, Field: e.Error.Field, Message: msg}, nil
-	}
-	if out != nil && res.code != http.StatusNoContent {
-		if err := json.Unmarshal(res.body.Bytes(), out); err != nil {
-			return nil, fmt.Errorf("console: decode %s %s: %w", method, path, err)
-		}
-	}
-	return nil, nil
+	return res.result(method, path, out)
 }
 
 // factorError is the text for a refused second-factor or enrolment call.

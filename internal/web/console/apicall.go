@@ -38,6 +38,16 @@ func (e *APIError) Error() string {
 // inner one carries no Origin or Sec-Fetch-Site, so the API treats it as
 // same-origin.
 func (c *Console) apiCall(r *http.Request, method, path string, body, out any) (*APIError, error) {
+	res, err := c.apiDo(r, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	return res.result(method, path, out)
+}
+
+// apiDo runs the request and keeps the whole answer (apiCall; the sign-in
+// steps also pass its Set-Cookie on).
+func (c *Console) apiDo(r *http.Request, method, path string, body any) (*recorder, error) {
 	if c.api == nil {
 		return nil, fmt.Errorf("console: no API handler")
 	}
@@ -66,6 +76,12 @@ func (c *Console) apiCall(r *http.Request, method, path string, body, out any) (
 	}
 	res := &recorder{h: http.Header{}, code: http.StatusOK}
 	c.api.ServeHTTP(res, in)
+	return res, nil
+}
+
+// result is a 4xx/5xx answer as *APIError, or a 2xx answer decoded into
+// out (if not nil).
+func (res *recorder) result(method, path string, out any) (*APIError, error) {
 	if res.code >= 400 {
 		var e struct {
 			Error struct {

@@ -163,7 +163,7 @@ func repMonthStep(m string, by int) string {
 }
 
 func (c *Console) reportsPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.ReportsRead)
+	p, org, ok := c.adminAccess(w, r, auth.ReportsRead)
 	if !ok {
 		return
 	}
@@ -213,7 +213,7 @@ func (c *Console) reportsPage(w http.ResponseWriter, r *http.Request) {
 
 // reportData is the report as JSON for static/reports.js (the charts).
 func (c *Console) reportData(w http.ResponseWriter, r *http.Request) {
-	_, org, ok := c.settingsAccess(w, r, auth.ReportsRead)
+	_, org, ok := c.adminAccess(w, r, auth.ReportsRead)
 	if !ok {
 		return
 	}
@@ -252,7 +252,7 @@ func repCSVSafe(s string) string {
 // reportCSV streams the report as CSV (the columns of docs/reports.md),
 // an attachment, every cell defused.
 func (c *Console) reportCSV(w http.ResponseWriter, r *http.Request) {
-	_, org, ok := c.settingsAccess(w, r, auth.ReportsRead)
+	_, org, ok := c.adminAccess(w, r, auth.ReportsRead)
 	if !ok {
 		return
 	}

@@ -3,8 +3,6 @@ package console
 import (
 	"net/http"
 	"net/url"
-
-	"vigil/internal/auth"
 )
 
 // settingsRoutes are the console's routes of this page family (see routes):
@@ -32,31 +30,6 @@ var settingsRoutes = []route{
 // settingsStore is what this page family reads from the store directly (most
 // pages go through apiCall instead); part of Store.
 type settingsStore interface{}
-
-// settingsAccess signs in and checks the caller holds perm in the path's
-// organisation, unscoped (these pages are for staff): 404 for an
-// organisation they do not reach, 403 without the permission. The API
-// checks again on every call.
-func (c *Console) settingsAccess(w http.ResponseWriter, r *http.Request, perm auth.Permission) (*auth.Principal, string, bool) {
-	p := c.principal(r)
-	if p == nil || !p.MFA {
-		if r.Method == http.MethodGet {
-			http.Redirect(w, r, "/", http.StatusSeeOther)
-		} else {
-			c.errorPage(w, r, http.StatusUnauthorized, "Sign in again.")
-		}
-		return nil, "", false
-	}
-	org := r.PathValue("org")
-	d := p.Decide(org, perm)
-	if d == auth.Allow && p.Scoped(org) {
-		d = auth.Forbid
-	}
-	if !c.decided(w, r, p, d, org, perm, "org", org) {
-		return nil, "", false
-	}
-	return p, org, true
-}
 
 // setOrgPath is /api/v1/orgs/{org} plus rest, org escaped.
 func setOrgPath(org, rest string) string {

@@ -92,7 +92,7 @@ func auditQuery(f auditFilter, after string) string {
 // first, with the API's filters (actor, action) and paging (after,
 // limit); the browse itself is audited by the API.
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.AuditRead)
+	p, org, ok := c.adminAccess(w, r, auth.AuditRead)
 	if !ok {
 		return
 	}

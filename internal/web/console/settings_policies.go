@@ -122,7 +122,7 @@ func (c *Console) loadPolicies(w http.ResponseWriter, r *http.Request, p *auth.P
 }
 
 func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.EscalationRead)
+	p, org, ok := c.adminAccess(w, r, auth.EscalationRead)
 	if !ok {
 		return
 	}
@@ -145,7 +145,7 @@ const setMaxPolicyForm = 64 << 10
 // the editor's JSON; the API's field error is shown next to the editor,
 // which keeps the text as typed.
 func (c *Console) savePolicy(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.EscalationWrite)
+	p, org, ok := c.adminAccess(w, r, auth.EscalationWrite)
 	if !ok {
 		return
 	}

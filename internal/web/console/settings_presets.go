@@ -59,7 +59,7 @@ func (c *Console) loadPresets(w http.ResponseWriter, r *http.Request, p *auth.Pr
 }
 
 func (c *Console) presetsPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.PresetsRead)
+	p, org, ok := c.adminAccess(w, r, auth.PresetsRead)
 	if !ok {
 		return
 	}
@@ -81,7 +81,7 @@ func (c *Console) presetsPage(w http.ResponseWriter, r *http.Request) {
 // savePreset is PUT /api/v1/orgs/{org}/session-presets/{name}: adds a
 // preset or replaces the one of that name.
 func (c *Console) savePreset(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.PresetsWrite)
+	p, org, ok := c.adminAccess(w, r, auth.PresetsWrite)
 	if !ok {
 		return
 	}

@@ -86,7 +86,7 @@ func (c *Console) loadTokens(w http.ResponseWriter, r *http.Request, p *auth.Pri
 }
 
 func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.TokensRead)
+	p, org, ok := c.adminAccess(w, r, auth.TokensRead)
 	if !ok {
 		return
 	}
@@ -101,7 +101,7 @@ func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request) {
 // setCreateToken is POST /api/v1/orgs/{org}/tokens; the answer page shows
 // the secret once (every console page is no-store).
 func (c *Console) setCreateToken(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.TokensWrite)
+	p, org, ok := c.adminAccess(w, r, auth.TokensWrite)
 	if !ok {
 		return
 	}
@@ -145,7 +145,7 @@ func (c *Console) setCreateToken(w http.ResponseWriter, r *http.Request) {
 
 // setRevokeToken is DELETE /api/v1/orgs/{org}/tokens/{id}.
 func (c *Console) setRevokeToken(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.TokensWrite)
+	p, org, ok := c.adminAccess(w, r, auth.TokensWrite)
 	if !ok {
 		return
 	}

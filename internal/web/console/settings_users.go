@@ -87,7 +87,7 @@ func (c *Console) setLoadUsers(w http.ResponseWriter, r *http.Request, p *auth.P
 }
 
 func (c *Console) setUsersPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.UsersRead)
+	p, org, ok := c.adminAccess(w, r, auth.UsersRead)
 	if !ok {
 		return
 	}
@@ -114,7 +114,7 @@ func setNotice(done string) string {
 // setInvite is the invitation form: POST /api/v1/orgs/{org}/users. The
 // invitation link (or token) is shown once.
 func (c *Console) setInvite(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.UsersWrite)
+	p, org, ok := c.adminAccess(w, r, auth.UsersWrite)
 	if !ok {
 		return
 	}
@@ -153,7 +153,7 @@ func (c *Console) setInvite(w http.ResponseWriter, r *http.Request) {
 
 // setUserRole is PUT /api/v1/orgs/{org}/users/{id}/role.
 func (c *Console) setUserRole(w http.ResponseWriter, r *http.Request) {
-	_, org, ok := c.settingsAccess(w, r, auth.UsersWrite)
+	_, org, ok := c.adminAccess(w, r, auth.UsersWrite)
 	if !ok {
 		return
 	}
@@ -169,7 +169,7 @@ func (c *Console) setUserRole(w http.ResponseWriter, r *http.Request) {
 // setUserAction is disable, enable or remove one user of the organisation.
 func (c *Console) setUserAction(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		_, org, ok := c.settingsAccess(w, r, auth.UsersWrite)
+		_, org, ok := c.adminAccess(w, r, auth.UsersWrite)
 		if !ok {
 			return
 		}
@@ -250,7 +250,7 @@ func (c *Console) loadOrgSettings(w http.ResponseWriter, r *http.Request, p *aut
 }
 
 func (c *Console) orgSettingsPage(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.OrgSettings)
+	p, org, ok := c.adminAccess(w, r, auth.OrgSettings)
 	if !ok {
 		return
 	}
@@ -264,7 +264,7 @@ func (c *Console) orgSettingsPage(w http.ResponseWriter, r *http.Request) {
 
 // saveOrgSettings is PUT /api/v1/orgs/{org}/settings.
 func (c *Console) saveOrgSettings(w http.ResponseWriter, r *http.Request) {
-	p, org, ok := c.settingsAccess(w, r, auth.OrgSettings)
+	p, org, ok := c.adminAccess(w, r, auth.OrgSettings)
 	if !ok {
 		return
 	}
