@@ -56,6 +56,8 @@ func commands() []command {
 		{"config", "check or print the effective configuration (check, dump)", runConfig},
 		{"bench", "measure durable ingest against mosquitto in the same run", runBench},
 		{"fall", "train and evaluate the fall detector (train, eval)", runFall},
+		{"backup", "encrypted, signed backup of the data directory (keygen to make its keys)", runBackup},
+		{"restore", "verify a backup and restore it into an empty data directory", runRestore},
 		{"retention", "how long each organisation keeps personal data, and purging it now (show, set, purge-now)", runRetention},
 	}
 }
@@ -97,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: vigil <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nRun 'vigil <command> -h' for a command's flags.")
 }
