@@ -182,6 +182,10 @@ func (w *authzWorld) fixture(person string) map[string]string {
 	if err := st.CreateDevice(ctx, store.Device{ID: "dv-" + n, OrgID: "x", Name: "pendant " + n, SecretHash: make([]byte, 32), CreatedAt: now}); err != nil {
 		w.t.Fatal(err)
 	}
+	// Quarantined, so that releasing it is a real change.
+	if _, err := st.QuarantineDevice(ctx, "dv-"+n, "flood", now); err != nil {
+		w.t.Fatal(err)
+	}
 	if err := st.PutRota(ctx, store.Rota{OrgID: "x", Name: "p" + n, TimeZone: "UTC"}); err != nil {
 		w.t.Fatal(err)
 	}
@@ -224,6 +228,7 @@ var bodies = map[string]string{
 
 	"PUT /api/v1/orgs/{org}/rotas/{name}":            `{"time_zone":"Europe/London","shifts":[]}`,
 	"POST /api/v1/orgs/{org}/rotas/{name}/overrides": `{"user":"nobody","from":"2030-01-01T00:00:00Z","to":"2030-01-02T00:00:00Z"}`,
+	"PUT /api/v1/people/{id}/photo":                  `{"content_type":"image/png","image":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAADklEQVR4nGJiAAQAAP//AAYAA/rQWa4AAAAASUVORK5CYII="}`,
 }
 
 // objectOf says which fixture object a route's {id} names.

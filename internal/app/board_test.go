@@ -157,7 +157,7 @@ func TestBoardLockExpires(t *testing.T) {
 	}
 }
 
-var assetRe = regexp.MustCompile(`<script src="([^"]+)"|<link rel="stylesheet" href="([^"]+)"`)
+var assetRe = regexp.MustCompile(`<script (?:nonce="[^"]*" )?src="([^"]+)"|<link rel="stylesheet" href="([^"]+)"`)
 
 // TestBoardPageWeight: the board and everything it loads (scripts and
 // style sheets; map tiles excluded) stay under issue 6's 300 KB budget.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,13 +51,8 @@ func connectFrom(t *testing.T, a *app.App, c device.Credentials, cert *tls.Certi
 	}
 	t.Cleanup(func() { conn.Close() })
 	gone := make(chan struct{})
-	var once bool
-	closed := func() {
-		if !once {
-			once = true
-			close(gone)
-		}
-	}
+	var once sync.Once
+	closed := func() { once.Do(func() { close(gone) }) }
 	cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn),
 		OnServerDisconnect: func(*paho.Disconnect) { closed() },
 		OnClientError:      func(error) { closed() },

@@ -62,7 +62,7 @@ func (c *apiClient) do(method, path, body string, out any) int {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if out != nil {
+	if out != nil && len(b) > 0 { // 204 has no body
 		if err := json.Unmarshal(b, out); err != nil {
 			c.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
 		}

@@ -232,6 +232,7 @@ type Store interface {
 	RotaStore
 	RetentionStore
 	OrgSSOStore
+	PersonPhotoStore
 	EnrolStore
 	// SetLocationPolicy sets an organisation's location policy.
 	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error

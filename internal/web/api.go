@@ -84,6 +84,7 @@ type API struct {
 	dir         Directory
 	enroller    Enroller
 	revoker     DeviceRevoker
+	photoSem    chan struct{} // image decodes in flight (each up to ~80 MB)
 }
 
 // Directory is the organisations' people, users, teams and credentials as
@@ -135,7 +136,7 @@ func (a *API) SetFeed(h http.Handler) { a.feedHandler = h }
 
 // NewAPI returns the API.
 func NewAPI(eng Engine, alerts Alerts, st Store, log *slog.Logger, now func() time.Time) *API {
-	return &API{eng: eng, alerts: alerts, st: st, log: log, now: now}
+	return &API{eng: eng, alerts: alerts, st: st, log: log, now: now, photoSem: make(chan struct{}, 2)}
 }
 
 // maxBody bounds a request body; zones imports are the largest.

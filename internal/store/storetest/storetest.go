@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rotas", testRotas},
 		{"Retention", testRetention},
 		{"OrgSSO", testOrgSSO},
+		{"PersonPhoto", testPersonPhoto},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)

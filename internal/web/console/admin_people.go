@@ -24,6 +24,9 @@ var peopleRoutes = []route{
 	{"POST /console/{org}/people/{id}/carers", false, func(c *Console) http.HandlerFunc { return c.linkCarer }},
 	{"POST /console/{org}/people/{id}/carers/{user}/delete", false, func(c *Console) http.HandlerFunc { return c.unlinkCarer }},
 	{"POST /console/{org}/people/{id}/device", false, func(c *Console) http.HandlerFunc { return c.assignDevice }},
+	{"GET /console/{org}/people/{id}/photo", false, func(c *Console) http.HandlerFunc { return c.personPhoto }},
+	{"POST /console/{org}/people/{id}/photo", false, func(c *Console) http.HandlerFunc { return c.uploadPhoto }},
+	{"POST /console/{org}/people/{id}/photo/delete", false, func(c *Console) http.HandlerFunc { return c.deletePhoto }},
 }
 
 // personAPI is a person as GET /api/v1/people/{id} answers.
@@ -202,6 +205,7 @@ type personView struct {
 	Org    string
 	Person personAPI
 	Notice string
+	Photo  photoState
 
 	// What the caller may see and change.
 	SeesNotes, CanEditNotes       bool
@@ -259,6 +263,7 @@ func (c *Console) personView(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		c.decided(w, r, p, auth.Hide, org, auth.PeopleRead, "person", id)
 		return v, false
 	}
+	v.Photo = c.personPhotoState(r, p, org, v.Person.ID)
 	v.SeesNotes = v.Person.MedicalNotes != nil
 	v.CanEditNotes = v.SeesNotes && can(p, org, auth.PeopleWrite) && can(p, org, auth.MedicalRead)
 	if v.SeesNotes {
@@ -342,6 +347,8 @@ func (c *Console) personPage(w http.ResponseWriter, r *http.Request) {
 		v.Notice = "Carers updated."
 	case "device":
 		v.Notice = "Device assignment saved."
+	case "photo":
+		v.Notice = "Photo updated."
 	}
 	c.render(w, http.StatusOK, "person.html", v)
 }

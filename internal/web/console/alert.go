@@ -22,6 +22,7 @@ var alertRoutes = []route{
 	{"POST /console/{org}/alerts/{id}/ack", false, func(c *Console) http.HandlerFunc { return c.alertAck }},
 	{"POST /console/{org}/alerts/{id}/note", false, func(c *Console) http.HandlerFunc { return c.alertNote }},
 	{"POST /console/{org}/alerts/{id}/resolve", false, func(c *Console) http.HandlerFunc { return c.alertResolve }},
+	alertPhotoRoute,
 }
 
 // alertStore is what this page family reads from the store directly (most
@@ -167,6 +168,7 @@ type alertPageView struct {
 	Base string // /console/{org}/alerts/{id}
 
 	PersonName   string
+	PhotoURL     string // the person's photo, "" for none (or not for this caller)
 	MedicalNotes *string
 	Contacts     []apiContact
 	ShowContacts bool
@@ -255,6 +257,7 @@ func (c *Console) loadAlertView(w http.ResponseWriter, r *http.Request, fragment
 		case e == nil:
 			v.PersonName, v.MedicalNotes, v.Contacts = pr.Name, pr.MedicalNotes, pr.Contacts
 			v.ShowContacts = p.DecideFor(org, al.PersonID, auth.ContactsRead) == auth.Allow
+			v.PhotoURL = c.alertPhotoURL(r, p, org, v.Base, al.PersonID)
 		default:
 			// No people.read: the name only, as the alarm list shows it.
 			if sp, err := c.st.GetPerson(r.Context(), al.PersonID); err == nil && sp.OrgID == org {
