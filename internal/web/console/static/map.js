@@ -49,9 +49,38 @@
     },
   });
 
+  // reachable makes a marker a keyboard stop with a name: Tab reaches
+  // it (its tooltip opens on focus) and Enter opens its page, as a click
+  // does. Chromium makes a marker focusable anyway (Leaflet's tooltip
+  // listens for focus), so it must say what it is.
+  function reachable(path, m, state) {
+    if (!path) {
+      return;
+    }
+    var name = (m.label ? m.label + ": " : "") + state.replace("_", " ");
+    path.setAttribute("tabindex", "0");
+    path.setAttribute("role", m.href ? "link" : "img");
+    path.setAttribute("aria-label", name);
+    if (m.href) {
+      L.DomEvent.on(path, "keydown", function (e) {
+        if (e.key === "Enter") {
+          window.location.assign(m.href);
+        }
+      });
+    }
+  }
+
   function create(el) {
     var tiles = el.getAttribute("data-tiles") || "";
     var map = L.map(el, { zoomControl: true, attributionControl: tiles !== "" });
+    // Leaflet makes the container a tab stop (arrow keys pan, + and -
+    // zoom): give it a role and a name.
+    if (!el.hasAttribute("role")) {
+      el.setAttribute("role", "group");
+    }
+    if (!el.hasAttribute("aria-label")) {
+      el.setAttribute("aria-label", "Map (arrow keys move it, plus and minus zoom)");
+    }
     if (tiles) {
       L.tileLayer(tiles, { maxZoom: 19, attribution: el.getAttribute("data-attribution") || "" }).addTo(map);
     } else {
@@ -91,6 +120,7 @@
           });
         }
         dot.addTo(markers);
+        reachable(dot.getElement(), m, state);
         var ll = L.latLng(m.lat, m.lon);
         bounds = bounds ? bounds.extend(ll) : L.latLngBounds(ll, ll);
       });

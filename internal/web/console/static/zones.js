@@ -40,6 +40,17 @@
     }
   }
 
+  // named makes a drawn zone a named keyboard stop: Chromium lets Tab
+  // reach it anyway (its tooltip listens for focus), so it must say what
+  // it is; the tooltip opens on focus.
+  function named(path, name) {
+    if (path) {
+      path.setAttribute("tabindex", "0");
+      path.setAttribute("role", "img");
+      path.setAttribute("aria-label", name);
+    }
+  }
+
   // shapeOf is a Leaflet layer for a GeoJSON geometry (radius for Points).
   function shapeOf(g, radius, opts) {
     if (!g || typeof g !== "object") {
@@ -81,6 +92,7 @@
     if (layer) {
       label(layer, p.name || f.id);
       layer.addTo(shown);
+      named(layer.getElement(), "Zone " + (p.name || f.id) + " (" + rule.replace(/_/g, " ") + ")");
       extend(layer.getBounds());
     }
   });
