@@ -152,6 +152,10 @@ func TestWorkerAppInBrowser(t *testing.T) {
 	// Virtual time: past the next check-in and its grace.
 	w.clk.Advance(10 * time.Minute)
 	eventually(t, "missed_checkin alert", func() bool { return len(workerAppAlerts(t, admin, "missed_checkin")) > 0 })
+	// The supervisor's console lists it.
+	if r := admin.do("GET", "/console/acme", ""); r.status != 200 || !strings.Contains(string(r.body), `<td class="kind">missed_checkin`) {
+		t.Errorf("console alarm list: %d, missed_checkin not shown:\n%s", r.status, r.body)
+	}
 
 	// SOS: an early release sends nothing; a 3-second hold does.
 	b.eval(`(document.getElementById("sos-btn").focus(), 1)`)
