@@ -7,6 +7,7 @@ import (
 
 	"vigil/internal/audit"
 	"vigil/internal/auth"
+	"vigil/internal/store"
 )
 
 // revokeRoutes: an admin revokes a device (security requirement 7).
@@ -36,34 +37,9 @@ type revokeBody struct {
 // connection is closed. Audited with high severity, with the reason.
 // Revoking an already revoked device answers its first revocation time.
 func (a *API) revokeDevice(w http.ResponseWriter, r *http.Request) {
-	d, err := a.dir.GetDevice(r.Context(), r.PathValue("id"))
-	if err != nil {
-		a.fail(w, r, err)
+	d, reason, ok := a.deviceAction(w, r)
+	if !ok || !a.auditedHigh(w, r, d, "device.revoke", map[string]string{"reason": reason}) {
 		return
-	}
-	if !a.allow(w, r, d.OrgID, auth.DevicesWrite, "device", d.ID) {
-		return
-	}
-	var b revokeBody
-	if f, m, ok := decode(w, r, maxBody, &b); !ok {
-		a.bad(w, f, m)
-		return
-	}
-	if m := checkText(b.Reason, 500, true, true); m != "" {
-		a.bad(w, "reason", m)
-		return
-	}
-	if a.revoker == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "device revocation is not running")
-		return
-	}
-	if a.audit != nil {
-		if err := a.audit.Record(r.Context(), audit.Entry{OrgID: d.OrgID, Actor: principalOf(r).Actor(), SourceIP: clientIP(r),
-			Action: "device.revoke", ObjectType: "device", ObjectID: d.ID, Outcome: "ok", Severity: "high",
-			Details: map[string]string{"reason": b.Reason}}); err != nil {
-			writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "", "the audit log is unavailable; try again shortly")
-			return
-		}
 	}
 	at, closed, err := a.revoker.RevokeDevice(r.Context(), d.ID)
 	if err != nil {
@@ -73,42 +49,62 @@ func (a *API) revokeDevice(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "revoked_at": at.UTC(), "connection_closed": closed})
 }
 
-// releaseDevice lifts a device's quarantine after an admin looked into
-// why it was flagged (the reason is in the device list and the audit
-// log). Audited with high severity, with the admin's note.
-func (a *API) releaseDevice(w http.ResponseWriter, r *http.Request) {
+// deviceAction is the common part of revoking and releasing: the device
+// of the caller's organisation (devices.write), the admin's reason, and
+// the revoker running. ok false: answered.
+func (a *API) deviceAction(w http.ResponseWriter, r *http.Request) (store.Device, string, bool) {
 	d, err := a.dir.GetDevice(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
-		return
+		return store.Device{}, "", false
 	}
 	if !a.allow(w, r, d.OrgID, auth.DevicesWrite, "device", d.ID) {
-		return
+		return store.Device{}, "", false
 	}
 	var b revokeBody
 	if f, m, ok := decode(w, r, maxBody, &b); !ok {
 		a.bad(w, f, m)
-		return
+		return store.Device{}, "", false
 	}
 	if m := checkText(b.Reason, 500, true, true); m != "" {
 		a.bad(w, "reason", m)
+		return store.Device{}, "", false
+	}
+	if a.revoker == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "device trust is not running")
+		return store.Device{}, "", false
+	}
+	return d, b.Reason, true
+}
+
+// auditedHigh records a device-trust action before it is taken (fail
+// closed: no record, no action).
+func (a *API) auditedHigh(w http.ResponseWriter, r *http.Request, d store.Device, action string, details map[string]string) bool {
+	if a.audit == nil {
+		return true
+	}
+	if err := a.audit.Record(r.Context(), audit.Entry{OrgID: d.OrgID, Actor: principalOf(r).Actor(), SourceIP: clientIP(r),
+		Action: action, ObjectType: "device", ObjectID: d.ID, Outcome: "ok", Severity: "high", Details: details}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "", "the audit log is unavailable; try again shortly")
+		return false
+	}
+	return true
+}
+
+// releaseDevice lifts a device's quarantine after an admin looked into
+// why it was flagged (the reason is in the device list and the audit
+// log). Audited with high severity, with the admin's note.
+func (a *API) releaseDevice(w http.ResponseWriter, r *http.Request) {
+	d, reason, ok := a.deviceAction(w, r)
+	if !ok {
 		return
 	}
 	if d.Quarantine.At.IsZero() {
 		writeError(w, http.StatusConflict, "not_quarantined", "", "the device is not quarantined")
 		return
 	}
-	if a.revoker == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "device quarantine is not running")
+	if !a.auditedHigh(w, r, d, "device.release", map[string]string{"reason": reason, "quarantine_reason": d.Quarantine.Reason}) {
 		return
-	}
-	if a.audit != nil {
-		if err := a.audit.Record(r.Context(), audit.Entry{OrgID: d.OrgID, Actor: principalOf(r).Actor(), SourceIP: clientIP(r),
-			Action: "device.release", ObjectType: "device", ObjectID: d.ID, Outcome: "ok", Severity: "high",
-			Details: map[string]string{"reason": b.Reason, "quarantine_reason": d.Quarantine.Reason}}); err != nil {
-			writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "", "the audit log is unavailable; try again shortly")
-			return
-		}
 	}
 	if err := a.revoker.ReleaseDevice(r.Context(), d.ID); err != nil {
 		a.fail(w, r, err)
