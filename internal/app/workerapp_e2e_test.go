@@ -313,6 +313,27 @@ func TestWorkerAppPairingLink(t *testing.T) {
 		t.Errorf("%d devices, want the linked one only", len(devs))
 	}
 
+	// A pre-alert the server started (here a man-down, stored as the
+	// engine stores one): the phone asks "are you OK?" and the PIN
+	// cancels it before it is raised.
+	now := w.clk.Now()
+	pre := store.Alert{ID: "al-pre", OrgID: "acme", PersonID: "p-wyn", DeviceID: creds.DeviceID, Kind: "man_down", Severity: "critical",
+		State: store.AlertPending, DedupKey: "man_down:pre", RaisedAt: now, CauseTime: now, PendingUntil: now.Add(30 * time.Second)}
+	if _, _, err := w.a.Store().RaiseAlert(ctx, pre, store.AlertEntry{At: now, Actor: "engine", Action: "pending", Cause: "pre"}); err != nil {
+		t.Fatal(err)
+	}
+	b.poll("pre-alert shown", `!document.getElementById("alarm-state").hidden && document.getElementById("alarm-text").textContent.startsWith("Are you OK? A man-down alarm")`, 30*time.Second)
+	b.do("cancel the pre-alert",
+		chromedp.SendKeys(chromedp.CSS("#pin"), "1234"),
+		chromedp.Click(chromedp.CSS("#cancel-btn")),
+		chromedp.WaitVisible(chromedp.CSS("#cancel-result")),
+	)
+	eventually(t, "pre-alert cancelled", func() bool {
+		al, err := w.a.Store().GetAlert(ctx, "al-pre")
+		return err == nil && al.State == store.AlertCancelled
+	})
+	b.poll("panel closed", `document.getElementById("alarm-state").hidden`, 10*time.Second)
+
 	// SOS, then the duress PIN: the phone shows "Cancelled." exactly as
 	// for a cancel, while the alert stays open, marked duress.
 	if err := w.a.Store().SetDuressCode(ctx, "p-wyn", store.DuressHash("p-wyn", "9911")); err != nil {

@@ -283,6 +283,7 @@
   // tick runs every few seconds: retry the queue, and while a session or
   // an alarm is active send a heartbeat after a minute of silence.
   function tick() {
+    checkPreAlert();
     if (navigator.onLine && wantLocation() && Date.now() - st.lastSent > 60000 && !st.flushing) {
       st.lastSent = Date.now();
       enqueue(newEvent("heartbeat", {}));
@@ -329,8 +330,52 @@
     show("alarm-state", !!a && !a.silent);
     if (!a || a.silent) return;
     $("alarm-state").classList.toggle("acked", a.acked);
+    $("alarm-state").classList.toggle("pre", !!a.pre);
+    if (a.pre) {
+      $("alarm-text").textContent = "Are you OK? " + (a.kindText || "An alarm") + " goes to your supervisor at " +
+        a.until.toLocaleTimeString() + " unless you cancel it with your PIN.";
+      return;
+    }
     $("alarm-text").textContent = a.acked ? "Help is being arranged." :
       "Alarm sent at " + a.sent.toLocaleTimeString() + ". Stay where it is safe; someone is being alerted.";
+  }
+
+  // checkPreAlert looks, while a session is active, for a pre-alert of
+  // this worker that the server started (a detected fall, man-down or no
+  // movement: the pending stage before it is raised) and offers to cancel
+  // it with the PIN. The server's command for it goes over MQTT, which a
+  // phone app does not speak, so the app asks the alerts API instead.
+  async function checkPreAlert() {
+    if (!st.session || !st.device || !st.user || (st.alarm && !st.alarm.pre) || !navigator.onLine || st.preChecking) return;
+    if (Date.now() - (st.preChecked || 0) < 5000) return;
+    st.preChecking = true;
+    st.preChecked = Date.now();
+    let r;
+    try {
+      r = await api("GET", "/api/v1/alerts?open=true&org=" + encodeURIComponent(st.device.org));
+    } catch (e) {
+      return;
+    } finally {
+      st.preChecking = false;
+    }
+    if (r.status !== 200) return;
+    const pre = (r.body.alerts || []).find((x) => x.state === "pending" && (!st.user.person_id || x.person_id === st.user.person_id));
+    if (!pre) {
+      if (st.alarm && st.alarm.pre) {
+        st.alarm = null; // raised by now (a supervisor is told) or cancelled elsewhere
+        renderAlarm();
+        updateLocation();
+      }
+      return;
+    }
+    if (st.alarm && st.alarm.pre && st.alarm.alertId === pre.id) return;
+    const kinds = { fall: "A fall alarm", man_down: "A man-down alarm", no_motion: "A no-movement alarm" };
+    st.alarm = { pre: true, alertId: pre.id, sent: new Date(), seen: true, acked: false, silent: false,
+      until: pre.pending_until ? new Date(pre.pending_until) : new Date(), kindText: kinds[pre.kind] || "An alarm" };
+    say("cancel-result", "");
+    log("Pre-alert: cancel it with your PIN if you are OK.");
+    renderAlarm();
+    updateLocation();
   }
 
   // pollAlerts follows the open alarm: acknowledged means help is being
