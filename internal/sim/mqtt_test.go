@@ -15,6 +15,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"vigil/internal/event"
+	"vigil/internal/gateway/mqttgw"
 	"vigil/internal/sim"
 	"vigil/internal/vigiltest"
 )
@@ -138,7 +139,7 @@ func TestMQTT(t *testing.T) {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { _ = mqttgw.CloseServer(srv) })
 
 	logs := &logBuffer{}
 	s, err := sim.New(sim.Config{

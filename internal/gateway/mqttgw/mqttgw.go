@@ -445,11 +445,32 @@ func (g *Gateway) Close() error {
 	if g.limited != nil {
 		g.limited.Drain(5 * time.Second)
 	}
-	if err := g.srv.Close(); err != nil {
+	if err := CloseServer(g.srv); err != nil {
 		return fmt.Errorf("mqttgw: close: %w", err)
 	}
 	return nil
 }
+
+// CloseServer closes a mochi broker without its shutdown deadlock
+// (mochi-mqtt/server#488, fixes unmerged in v2.7.9): Server.Close closes
+// each listener's clients through Clients.GetByListener, which takes the
+// clients' read lock twice; a client connecting or leaving in between
+// (a writer) deadlocks the broker for good. Here the listeners are closed
+// first with a closer that stops their clients from one snapshot (one
+// read lock) and waits for their goroutines; Server.Close then finds the
+// listeners closed and no longer walks the clients.
+func CloseServer(srv *mqtt.Server) error {
+	srv.Listeners.CloseAll(func(listener string) {
+		for _, cl := range srv.Clients.GetAll() {
+			if cl.Net.Listener == listener && !cl.Closed() {
+				cl.Stop(errServerClosing)
+			}
+		}
+	})
+	return srv.Close()
+}
+
+var errServerClosing = errors.New("mqttgw: server closing")
 
 // SendCommand publishes payload on a device's command topic (QoS 1).
 func (g *Gateway) SendCommand(deviceID string, payload []byte) error {
