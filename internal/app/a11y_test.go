@@ -441,11 +441,13 @@ func TestConsoleAccessibility(t *testing.T) {
 	b2.do("set up an app", chromedp.Submit(chromedp.CSS("#enrol-totp-start")), chromedp.WaitVisible(chromedp.CSS("#enrol-totp-form")))
 	b2.checkA11y("set up an authenticator app", false, &n)
 	key := b2.text("#totp-secret")
-	b2.do("a wrong code", chromedp.SendKeys(chromedp.CSS("#enrol-code"), "000000"), chromedp.Submit(chromedp.CSS("#enrol-totp-form")),
-		chromedp.WaitVisible(chromedp.CSS("#enrol-code-error")))
-	if mfa.TOTPCode(decodeBase32(t, key), w.clk.Now()) == "000000" {
-		t.Skip("the right code is 000000: run again")
+	// A code that is certainly wrong: not the current one.
+	wrong := "000000"
+	if mfa.TOTPCode(decodeBase32(t, key), w.clk.Now()) == wrong {
+		wrong = "111111"
 	}
+	b2.do("a wrong code", chromedp.SendKeys(chromedp.CSS("#enrol-code"), wrong), chromedp.Submit(chromedp.CSS("#enrol-totp-form")),
+		chromedp.WaitVisible(chromedp.CSS("#enrol-code-error")))
 	b2.checkA11y("authenticator app, wrong code", false, &n)
 	b2.do("the right code", chromedp.SendKeys(chromedp.CSS("#enrol-code"), mfa.TOTPCode(decodeBase32(t, b2.text("#totp-secret")), w.clk.Now())),
 		chromedp.Submit(chromedp.CSS("#enrol-totp-form")), chromedp.WaitVisible(chromedp.CSS("#recovery-codes")))
