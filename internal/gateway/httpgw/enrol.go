@@ -54,21 +54,9 @@ func (e *fieldError) Error() string { return e.field + ": " + e.msg }
 // fields, nothing after the object, every field present and within its
 // limits. Errors name the field and never repeat its value.
 func DecodeEnrolRequest(r io.Reader) (EnrolRequest, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxEnrolBody+1))
-	if err != nil {
-		return EnrolRequest{}, fmt.Errorf("read body: %w", err)
-	}
-	if len(data) > maxEnrolBody {
-		return EnrolRequest{}, &fieldError{"", fmt.Sprintf("body above %d bytes", maxEnrolBody)}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var req EnrolRequest
-	if err := dec.Decode(&req); err != nil {
-		return EnrolRequest{}, &fieldError{"", "body must be one JSON object with device_id, token and csr"}
-	}
-	if dec.More() {
-		return EnrolRequest{}, &fieldError{"", "body must be one JSON object"}
+	if err := decodeStrict(r, &req, "device_id, token and csr"); err != nil {
+		return EnrolRequest{}, err
 	}
 	if !validDeviceID(req.DeviceID) {
 		return EnrolRequest{}, &fieldError{"device_id", "must be 1-64 lowercase letters, digits, '-' or '_'"}
@@ -160,4 +148,26 @@ func enrolRefusal(code string) (status int, field, msg string) {
 	default: // token_invalid and anything new
 		return http.StatusUnauthorized, "token", "enrolment token refused"
 	}
+}
+
+// decodeStrict reads one JSON object of at most maxEnrolBody bytes into
+// v: no unknown fields, nothing after it. fields names what the object
+// holds, for the error.
+func decodeStrict(r io.Reader, v any, fields string) error {
+	data, err := io.ReadAll(io.LimitReader(r, maxEnrolBody+1))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(data) > maxEnrolBody {
+		return &fieldError{"", fmt.Sprintf("body above %d bytes", maxEnrolBody)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &fieldError{"", "body must be one JSON object with " + fields}
+	}
+	if dec.More() {
+		return &fieldError{"", "body must be one JSON object"}
+	}
+	return nil
 }

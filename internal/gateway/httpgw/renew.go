@@ -1,7 +1,6 @@
 package httpgw
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -41,21 +40,9 @@ type RenewRequest struct {
 // fields, nothing after the object, the CSR present and within its limit.
 // Errors name the field and never repeat its value.
 func DecodeRenewRequest(r io.Reader) (RenewRequest, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxEnrolBody+1))
-	if err != nil {
-		return RenewRequest{}, fmt.Errorf("read body: %w", err)
-	}
-	if len(data) > maxEnrolBody {
-		return RenewRequest{}, &fieldError{"", fmt.Sprintf("body above %d bytes", maxEnrolBody)}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var req RenewRequest
-	if err := dec.Decode(&req); err != nil {
-		return RenewRequest{}, &fieldError{"", "body must be one JSON object with csr"}
-	}
-	if dec.More() {
-		return RenewRequest{}, &fieldError{"", "body must be one JSON object"}
+	if err := decodeStrict(r, &req, "csr"); err != nil {
+		return RenewRequest{}, err
 	}
 	if req.CSR == "" || len(req.CSR) > maxEnrolCSR {
 		return RenewRequest{}, &fieldError{"csr", fmt.Sprintf("must be a PEM certificate request of at most %d bytes", maxEnrolCSR)}
