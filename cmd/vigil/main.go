@@ -59,6 +59,9 @@ func commands() []command {
 		{"backup", "encrypted, signed backup of the data directory (keygen to make its keys)", runBackup},
 		{"restore", "verify a backup and restore it into an empty data directory", runRestore},
 		{"retention", "how long each organisation keeps personal data, and purging it now (show, set, purge-now)", runRetention},
+		{"release", "sign firmware releases with the offline keys (init, add, sign, verify)", runRelease},
+		{"firmware", "firmware releases, rollouts and fleet compliance (upload, list, rollout, compliance)", runFirmware},
+		{"keys", "data-encryption keys: status and rotation (status, rotate)", runKeys},
 	}
 }
 

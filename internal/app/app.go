@@ -341,6 +341,10 @@ func (a *App) Start() error {
 		}()
 	}
 	a.startRetention(ctx)
+	a.startBackups(ctx)
+	if err := a.startFirmware(ctx); err != nil {
+		return err
+	}
 	if err := a.startEscalation(ctx); err != nil {
 		return err
 	}

@@ -343,6 +343,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 					path += "?org=x"
 				}
 				body := bodies[rt.Pattern]
+				if b, ok := firmwareBodies[rt.Pattern]; ok {
+					body = b
+				}
+				if b, ok := privacyBodies[rt.Pattern]; ok {
+					body = b
+				}
 				if rt.Pattern == "POST /api/v1/sessions" {
 					path += "?org=x"
 					body = strings.ReplaceAll(body, "x-worker", person)

@@ -33,6 +33,9 @@ func (a *App) publicHandler() http.Handler {
 	if err := a.registerWorkerApp(mux); err != nil {
 		a.log.Error("worker app not served", "err", err)
 	}
+	if err := a.registerFirmware(mux); err != nil {
+		a.log.Error("firmware updates not served", "err", err)
+	}
 	if err := a.registerPublic(mux); err != nil {
 		a.log.Error("acknowledge links and SMS callbacks not served", "err", err)
 	}

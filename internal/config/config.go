@@ -60,6 +60,10 @@ type Config struct {
 	Notify  NotifyConfig
 	TLS     TLSConfig
 	Log     LogConfig
+
+	Firmware FirmwareConfig // config_firmware.go
+	Backup   BackupConfig   // config_backup.go
+	Keys     KeysConfig     // config_keys.go
 }
 
 // NATSConfig is the event bus.
@@ -233,7 +237,10 @@ func Default() Config {
 			BatteryWarn:     20,
 			BatteryCritical: 10,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:      LogConfig{Level: "info", Format: "text"},
+		Firmware: defaultFirmware(),
+		Backup:   defaultBackup(),
+		Keys:     defaultKeys(),
 	}
 }
 
@@ -424,6 +431,9 @@ func (c Config) Validate() error {
 	default:
 		bad("log.format", "%q: want text or json", c.Log.Format)
 	}
+	c.validateFirmware(bad)
+	c.validateBackup(bad)
+	c.validateKeys(bad)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -43,7 +43,7 @@ func (o option) env() string {
 
 // options is the single, read-only table of settings. Every Secret gets a
 // derived *_file option (withSecretFiles).
-var options = withSecretFiles([]option{
+var options = withSecretFiles(slices.Concat([]option{
 	{"data_dir", "data-dir", "data `dir`ectory: SQLite database, JetStream data, TLS CA", kindString, func(c *Config) any { return &c.DataDir }},
 	{"store", "store", "`store`: empty for SQLite in the data dir, sqlite:PATH, or postgres://… (secret; prefer --store-file)", kindSecret, func(c *Config) any { return &c.Store }},
 	{"auto_migrate", "auto-migrate", "apply pending schema migrations at start-up", kindBool, func(c *Config) any { return &c.AutoMigrate }},
@@ -97,7 +97,7 @@ var options = withSecretFiles([]option{
 	{"tls.hosts", "tls-hosts", "extra DNS names/IPs (comma-separated `hosts`) for the generated server certificate", kindList, func(c *Config) any { return &c.TLS.Hosts }},
 	{"log.level", "log-level", "log `level`: debug, info, warn or error", kindString, func(c *Config) any { return &c.Log.Level }},
 	{"log.format", "log-format", "log `format`: text or json", kindString, func(c *Config) any { return &c.Log.Format }},
-})
+}, firmwareOptions, backupOptions, keysOptions))
 
 func withSecretFiles(opts []option) []option {
 	var out []option

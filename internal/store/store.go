@@ -234,6 +234,7 @@ type Store interface {
 	OrgSSOStore
 	PersonPhotoStore
 	EnrolStore
+	FirmwareStore
 	// SetLocationPolicy sets an organisation's location policy.
 	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error
 	// SetDuressCode sets a person's duress code hash (nil clears it).

@@ -20,7 +20,7 @@ type Route struct {
 
 // Routes is every route of the JSON API; the mux serves these and nothing
 // else.
-var Routes = slices.Concat(coreRoutes, directoryRoutes, alertNoteRoutes, deviceAdminRoutes, pairingRoutes, revokeRoutes, rotaRoutes, retentionRoutes, orgSSORoutes, photoRoutes)
+var Routes = slices.Concat(coreRoutes, directoryRoutes, alertNoteRoutes, deviceAdminRoutes, pairingRoutes, revokeRoutes, rotaRoutes, retentionRoutes, orgSSORoutes, photoRoutes, firmwareRoutes, privacyRoutes)
 
 var coreRoutes = []Route{
 	// Sign-in and one's own account.

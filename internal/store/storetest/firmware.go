@@ -1,0 +1,9 @@
+package storetest
+
+import (
+	"testing"
+
+	"vigil/internal/store"
+)
+
+func testFirmware(t *testing.T, s store.Store) {}
