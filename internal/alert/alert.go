@@ -196,6 +196,18 @@ func Duress(a store.Alert, by string, at time.Time) (store.Alert, store.AlertEnt
 	return a, store.AlertEntry{At: at, Actor: by, Action: ActionDuress}, nil
 }
 
+// Help raises a pending pre-alert at once because the wearer asked for
+// help ("I need help" on the device or in the app) before its window
+// ran out. by names who asked (e.g. "device:d1").
+func Help(a store.Alert, by string, at time.Time) (store.Alert, store.AlertEntry, error) {
+	if a.State != store.AlertPending {
+		return a, store.AlertEntry{}, illegal(a, "ask for help on")
+	}
+	a.State = store.AlertRaised
+	a.PendingUntil = time.Time{}
+	return a, store.AlertEntry{At: at, Actor: by, Action: ActionRaised, Detail: "the wearer asked for help"}, nil
+}
+
 // Escalate raises a pending pre-alert whose window has passed.
 func Escalate(a store.Alert, at time.Time) (store.Alert, store.AlertEntry, error) {
 	if a.State != store.AlertPending {

@@ -74,6 +74,17 @@ func (s *Service) Escalate(ctx context.Context, id string) (store.Alert, error) 
 	return a, err
 }
 
+// HelpFor raises pending pre-alert id at once for by, who asked for help,
+// recording cause (the device event) on the timeline entry. An alert that
+// is no longer pending is returned unchanged with ErrIllegal.
+func (s *Service) HelpFor(ctx context.Context, id, by, cause string) (store.Alert, error) {
+	return s.transition(ctx, id, func(a store.Alert, now time.Time) (store.Alert, store.AlertEntry, error) {
+		a, e, err := Help(a, by, now)
+		e.Cause = cause
+		return a, e, err
+	})
+}
+
 // Cancel is a cancel from the wearer (by names the device or person).
 // code is the PIN given with it, if any: the person's duress code turns
 // the cancel into duress. It returns the alert as the wearer must see it

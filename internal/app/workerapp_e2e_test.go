@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"vigil/internal/alert"
 	"vigil/internal/auth/mfa"
 	"vigil/internal/event"
 	"vigil/internal/store"
@@ -333,6 +334,30 @@ func TestWorkerAppPairingLink(t *testing.T) {
 		return err == nil && al.State == store.AlertCancelled
 	})
 	b.poll("panel closed", `document.getElementById("alarm-state").hidden`, 10*time.Second)
+
+	// Another pre-alert (a fall), answered with "I need help": the
+	// server raises it at once, the wearer on its timeline.
+	now = w.clk.Now()
+	pre2 := store.Alert{ID: "al-pre2", OrgID: "acme", PersonID: "p-wyn", DeviceID: creds.DeviceID, Kind: "fall", Severity: "critical",
+		State: store.AlertPending, DedupKey: "fall:pre2", RaisedAt: now, CauseTime: now, PendingUntil: now.Add(30 * time.Second)}
+	if _, _, err := w.a.Store().RaiseAlert(ctx, pre2, store.AlertEntry{At: now, Actor: "engine", Action: "pending", Cause: "pre2"}); err != nil {
+		t.Fatal(err)
+	}
+	b.poll("fall pre-alert shown", `!document.getElementById("help-btn").hidden && document.getElementById("alarm-text").textContent.startsWith("Are you OK? A fall alarm")`, 30*time.Second)
+	b.do("ask for help", chromedp.Click(chromedp.CSS("#help-btn")))
+	eventually(t, "pre-alert raised on request", func() bool {
+		al, err := w.a.Store().GetAlert(ctx, "al-pre2")
+		if err != nil || al.State != store.AlertRaised || len(al.Timeline) == 0 {
+			return false
+		}
+		last := al.Timeline[len(al.Timeline)-1]
+		return last.Actor == "device:"+creds.DeviceID && last.Detail == "the wearer asked for help"
+	})
+	b.poll("help asked shown", `document.getElementById("help-btn").hidden && document.getElementById("alarm-text").textContent.startsWith("Alarm sent")`, 10*time.Second)
+	if _, err := alert.NewService(w.a.Store(), w.clk).Resolve(ctx, "al-pre2", "user:test", "assisted", ""); err != nil {
+		t.Fatal(err)
+	}
+	b.poll("help panel closed", `document.getElementById("alarm-state").hidden`, 30*time.Second)
 
 	// SOS, then the duress PIN: the phone shows "Cancelled." exactly as
 	// for a cancel, while the alert stays open, marked duress.

@@ -53,6 +53,10 @@ const (
 	ButtonCancel  ButtonKind = "cancel"
 	ButtonCheckIn ButtonKind = "checkin"
 	ButtonDuress  ButtonKind = "duress"
+	// ButtonHelp answers a pre-alert (a detected fall, man-down or no
+	// movement) with "I need help": it is raised at once instead of at
+	// the end of its cancel window. With no pre-alert open it is an SOS.
+	ButtonHelp ButtonKind = "help"
 )
 
 // Source names the gateway an event came through.
@@ -198,7 +202,7 @@ func (e *Event) IsAlarm() bool {
 	case TypeFall, TypeAlarm:
 		return true
 	case TypeButton:
-		return e.Button != nil && (e.Button.Kind == ButtonSOS || e.Button.Kind == ButtonDuress)
+		return e.Button != nil && (e.Button.Kind == ButtonSOS || e.Button.Kind == ButtonDuress || e.Button.Kind == ButtonHelp)
 	}
 	return false
 }
@@ -541,11 +545,11 @@ func (d *Decoder) validateBody(m *Message) error {
 	}
 	if b := m.Button; b != nil {
 		switch b.Kind {
-		case ButtonSOS, ButtonCancel, ButtonCheckIn, ButtonDuress:
+		case ButtonSOS, ButtonCancel, ButtonCheckIn, ButtonDuress, ButtonHelp:
 		case "":
 			return invalid("button.kind", "required")
 		default:
-			return invalid("button.kind", "unknown; want sos, cancel, checkin or duress")
+			return invalid("button.kind", "unknown; want sos, help, cancel, checkin or duress")
 		}
 		if len(b.Code) > 16 {
 			return invalid("button.code", "longer than 16 characters")

@@ -545,6 +545,7 @@ func TestIsAlarm(t *testing.T) {
 		{event.Event{Type: event.TypeAlarm, Alarm: &event.Alarm{Kind: event.AlarmManDown}}, true},
 		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonSOS}}, true},
 		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonDuress}}, true},
+		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonHelp}}, true},
 		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonCancel}}, false},
 		{event.Event{Type: event.TypeButton, Button: &event.Button{Kind: event.ButtonCheckIn}}, false},
 		{event.Event{Type: event.TypeButton}, false},

@@ -576,9 +576,17 @@ func (e *Engine) button(ctx context.Context, d *devInfo, ev *event.Event) error 
 	actor := "device:" + d.id
 	switch ev.Button.Kind {
 	case event.ButtonSOS:
-		return e.raise(ctx, alertSpec{kind: alert.KindSOS, dedup: "sos:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
+		if err := e.raise(ctx, alertSpec{kind: alert.KindSOS, dedup: "sos:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
 			session: s, person: d.person, org: d.org, device: d, ev: ev, actor: actor, detail: "SOS button",
-			cancelWindow: e.cfg.SOSCancelWindow})
+			cancelWindow: e.cfg.SOSCancelWindow}); err != nil {
+			return err
+		}
+		// An SOS inside a fall's cancel window says the wearer needs
+		// help: the pre-alert is raised too, with what the detector saw.
+		_, err := e.raisePending(ctx, d, ev, false)
+		return err
+	case event.ButtonHelp:
+		return e.help(ctx, d, ev, s)
 	case event.ButtonDuress:
 		return e.raise(ctx, alertSpec{kind: alert.KindDuress, dedup: "duress:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
 			session: s, person: d.person, org: d.org, device: d, ev: ev, actor: actor, detail: "duress button", duress: true})
@@ -592,6 +600,56 @@ func (e *Engine) button(ctx context.Context, d *devInfo, ev *event.Event) error 
 		return e.deviceCancel(ctx, d, ev)
 	}
 	return nil
+}
+
+// help answers the device's pending pre-alerts with "I need help": each
+// is raised at once. With none pending the wearer is asking for help
+// anyway, so it is an SOS.
+func (e *Engine) help(ctx context.Context, d *devInfo, ev *event.Event, s *sessInfo) error {
+	if done, err := e.st.HasCause(ctx, eventCause(ev)); err != nil || done {
+		return err // a redelivered help press acts once
+	}
+	n, err := e.raisePending(ctx, d, ev, true)
+	if err != nil || n > 0 {
+		return err
+	}
+	return e.raise(ctx, alertSpec{kind: alert.KindSOS, dedup: "sos:" + d.id, cause: eventCause(ev), causeTime: ev.DeviceTime,
+		session: s, person: d.person, org: d.org, device: d, ev: ev, actor: "device:" + d.id,
+		detail: "help asked with no pre-alert open", cancelWindow: e.cfg.SOSCancelWindow})
+}
+
+// raisePending raises every pending pre-alert of device d at once because
+// of event ev (the wearer asked for help) and returns how many it raised.
+// The first takes ev's own cause when canonical is set (so a redelivered
+// ev is recognised); the others, and all when it is not, a cause of their
+// own (causes are unique across timelines).
+func (e *Engine) raisePending(ctx context.Context, d *devInfo, ev *event.Event, canonical bool) (int, error) {
+	open, err := e.st.ListAlerts(ctx, store.AlertFilter{DeviceID: d.id, States: []store.AlertState{store.AlertPending}, Limit: 100})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, a := range open {
+		if a.DeviceID != d.id || a.State != store.AlertPending {
+			continue
+		}
+		cause := "help:" + ev.Key() + ":" + a.ID
+		if canonical && n == 0 {
+			cause = eventCause(ev)
+		}
+		got, err := e.svc.HelpFor(ctx, a.ID, "device:"+d.id, cause)
+		if errors.Is(err, alert.ErrIllegal) {
+			continue // cancelled or raised meanwhile
+		}
+		if err != nil {
+			return n, err
+		}
+		e.releasePending(a.ID)
+		e.log.Info("pre-alert raised on request", "alert_id", got.ID, "kind", got.Kind, "org_id", got.OrgID)
+		e.command(ctx, d.id, Command{Type: "alert_raised", AlertID: got.ID})
+		n++
+	}
+	return n, nil
 }
 
 // deviceCancel applies a cancel press to the device's newest cancellable

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -450,6 +451,53 @@ func TestFallPreAlert(t *testing.T) {
 		w.wantKinds("second fall, window over", "fall/raised", "fall/cancelled")
 		if got := w.cmds.list(); fmt.Sprint(got) != "[d2:pre_alert d2:alert_cancelled d2:pre_alert d2:alert_raised]" {
 			t.Errorf("commands %v", got)
+		}
+	})
+}
+
+// TestFallHelp: "I need help" during a fall's cancel window raises it at
+// once, with the wearer on the timeline; redelivered, it acts once; an
+// SOS inside the window raises the fall too; with no pre-alert open,
+// "help" is an SOS.
+func TestFallHelp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, safety.Config{PreAlert: time.Minute})
+		t0 := time.Now()
+		fall := func(e *event.Event) { e.Fall = &event.Fall{Confidence: 0.9} }
+		w.send(w.ev("d2", event.TypeFall, fall))
+		at(t0, 10*time.Second)
+		help := w.ev("d2", event.TypeButton, button(event.ButtonHelp, ""))
+		w.send(help)
+		w.wantKinds("after help", "fall/raised")
+		a, err := w.st.GetAlert(context.Background(), w.alerts()[0].ID)
+		if err != nil || len(a.Timeline) == 0 {
+			t.Fatalf("GetAlert: %v, %d entries", err, len(a.Timeline))
+		}
+		last := a.Timeline[len(a.Timeline)-1]
+		if last.Actor != "device:d2" || last.Action != alert.ActionRaised || !last.At.Equal(t0.Add(10*time.Second).UTC()) {
+			t.Errorf("last timeline entry %+v, want raised by the device at 10 s", last)
+		}
+		w.send(help) // redelivered: no SOS, nothing more
+		at(t0, 2*time.Minute)
+		w.wantKinds("after the window", "fall/raised")
+		if got := w.cmds.list(); fmt.Sprint(got) != "[d2:pre_alert d2:alert_raised]" {
+			t.Errorf("commands %v, want the pre-alert and one alert_raised", got)
+		}
+		if _, err := w.eng.Alerts().Resolve(context.Background(), a.ID, "test", "assisted", ""); err != nil {
+			t.Fatal(err)
+		}
+
+		// An SOS inside the window: the SOS and the fall are both raised.
+		w.send(w.ev("d2", event.TypeFall, fall))
+		at(t0, 2*time.Minute+5*time.Second)
+		w.send(w.ev("d2", event.TypeButton, button(event.ButtonSOS, "")))
+		w.wantKinds("SOS in the window", "sos/raised", "fall/raised", "fall/resolved")
+
+		// Help with nothing pending: an SOS (joining the open one).
+		w.send(w.ev("d1", event.TypeButton, button(event.ButtonHelp, "")))
+		got := w.kinds()
+		if n := strings.Count(fmt.Sprint(got), "sos/raised"); n != 2 {
+			t.Errorf("alerts %v, want a second sos (d1's help with nothing pending)", got)
 		}
 	})
 }

@@ -328,6 +328,7 @@
   function renderAlarm() {
     const a = st.alarm;
     show("alarm-state", !!a && !a.silent);
+    show("help-btn", !!a && !!a.pre);
     if (!a || a.silent) return;
     $("alarm-state").classList.toggle("acked", a.acked);
     $("alarm-state").classList.toggle("pre", !!a.pre);
@@ -393,7 +394,7 @@
     }
     if (r.status !== 200 || !st.alarm) return;
     // The alarms this phone raises: SOS and duress alerts of its wearer.
-    const mine = (r.body.alerts || []).filter((x) => (x.kind === "sos" || x.kind === "duress") &&
+    const mine = (r.body.alerts || []).filter((x) => (x.kind === "sos" || x.kind === "duress" || x.id === st.alarm.alertId) &&
       (!st.user || !st.user.person_id || x.person_id === st.user.person_id));
     if (mine.length === 0) {
       if (st.alarm.seen) {
@@ -479,6 +480,22 @@
 
   // Cancel with the PIN. The answer looks the same for the duress PIN:
   // "Cancelled".
+  // askHelp answers a pre-alert with "I need help": the server raises it
+  // at once instead of at the end of the cancel window.
+  function askHelp() {
+    const a = st.alarm;
+    if (!a || !a.pre) return;
+    const body = { button: { kind: "help" } };
+    if (st.lastPos) body.position = st.lastPos;
+    enqueue(newEvent("button", body));
+    st.alarm = { sent: new Date(), seen: false, acked: false, alertId: a.alertId, silent: false };
+    say("cancel-result", "");
+    log("Help asked: your supervisor is being alerted.");
+    renderAlarm();
+    updateLocation();
+    pollAlerts();
+  }
+
   async function cancelAlarm(e) {
     e.preventDefault();
     const code = $("pin").value;
@@ -803,6 +820,7 @@
     $("extend-btn").addEventListener("click", () => sessionAction("/extend", { by: "30m" }, "Session extended by 30 minutes."));
     $("end-btn").addEventListener("click", () => sessionAction("/end", {}, "Session ended."));
     $("cancel-form").addEventListener("submit", cancelAlarm);
+    $("help-btn").addEventListener("click", askHelp);
     $("signout-btn").addEventListener("click", signOut);
     window.addEventListener("online", netStatus);
     window.addEventListener("offline", netStatus);
