@@ -85,7 +85,9 @@ func runBench(ctx context.Context, e env, args []string) error {
 	srv, err := startChild(ctx, os.Args[0], append([]string{"serve", "--mqtt-listen", "127.0.0.1:0",
 		"--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--nats-sync", *sync, "--log-level", "info", "--cpu-profile", *profile,
 		// Benchmark devices send far above any tracker: not a flood here.
-		"--mqtt-flood-per-minute", "-1"}, cfgArgs...)...)
+		"--mqtt-flood-per-minute", "-1",
+		// The load generator signs in with secrets, as it does on mosquitto.
+		"--mqtt-client-certs", "optional"}, cfgArgs...)...)
 	if err != nil {
 		return err
 	}

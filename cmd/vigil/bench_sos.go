@@ -382,7 +382,8 @@ func benchSOS(ctx context.Context, cfg sosConfig) (res sosResult, err error) {
 
 	srv, err := startChild(ctx, cfg.Exe, append([]string{"serve", "--mqtt-listen", "127.0.0.1:0",
 		"--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--log-level", "info",
-		"--webhook-key-file", keyFile, "--outbound-allow", "127.0.0.1/32", "--outbound-ca-file", caFile}, cfgArgs...)...)
+		"--webhook-key-file", keyFile, "--outbound-allow", "127.0.0.1/32", "--outbound-ca-file", caFile,
+		"--mqtt-client-certs", "optional"}, cfgArgs...)...)
 	if err != nil {
 		return res, err
 	}

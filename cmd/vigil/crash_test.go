@@ -95,7 +95,8 @@ var listenRe = regexp.MustCompile(`mqtt_tls=(\S+) https=(\S+) admin=(\S+)`)
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
 	args := append([]string{"serve", "--data-dir", dataDir,
-		"--mqtt-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"}, extra...)
+		"--mqtt-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
+		"--mqtt-client-certs", "optional"}, extra...)
 	cmd := vigilCmd(t, args...)
 	pr, pw := io.Pipe()
 	out := &lockedBuf{}

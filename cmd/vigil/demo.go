@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"maps"
@@ -12,6 +13,7 @@ import (
 
 	"vigil/internal/app"
 	"vigil/internal/config"
+	"vigil/internal/enrol"
 	"vigil/internal/sim"
 	"vigil/internal/store"
 )
@@ -69,6 +71,13 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	}
 	mqttAddr, httpsAddr := dialable(a.Addr("mqtt")), dialable(a.Addr("https"))
 	apiAddr := httpsAddr
+	// Every simulated device enrols as a real one does (its own key, a CSR
+	// with a one-time token) and connects over MQTT with mutual TLS.
+	certs, err := demoEnrol(ctx, a.Store(), httpsAddr, tlsCfg, creds)
+	if err != nil {
+		_ = a.Stop(context.Background())
+		return err
+	}
 	tok, err := a.Auth().IssueToken(ctx, "demo", "demo simulator", nil, 30*24*time.Hour, "demo")
 	if err != nil {
 		_ = a.Stop(context.Background())
@@ -81,7 +90,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 		}
 	}
 	s, err := sim.New(sim.Config{
-		MQTTAddr: mqttAddr, HTTPSAddr: httpsAddr, TLS: tlsCfg, Devices: creds,
+		MQTTAddr: mqttAddr, HTTPSAddr: httpsAddr, TLS: tlsCfg, Devices: creds, Certs: certs,
 		Rate: *rate, HTTPShare: 0.25, SOSEvery: 10 * time.Minute, MotionEvery: time.Minute,
 		Replay: replays,
 		Seed:   time.Now().UnixNano(), Logger: log.With("component", "sim"), Now: time.Now,
@@ -246,4 +255,18 @@ func gauge(a *app.App, name string) float64 {
 		return m.GetGauge().GetValue()
 	}
 	return 0
+}
+
+// demoEnrol issues each demo device an enrolment token and enrols it over
+// HTTPS, returning the client certificates it connects with.
+func demoEnrol(ctx context.Context, st enrol.TokenStore, httpsAddr string, tlsCfg *tls.Config, creds []sim.Credential) (map[string]*tls.Certificate, error) {
+	tokens := make(map[string]string, len(creds))
+	for _, c := range creds {
+		tok, err := enrol.NewToken(ctx, st, time.Now(), c.DeviceID, enrol.DefaultTokenTTL)
+		if err != nil {
+			return nil, fmt.Errorf("issue an enrolment token for demo device %s: %w", c.DeviceID, err)
+		}
+		tokens[c.DeviceID] = tok.Value
+	}
+	return enrolDevices(ctx, httpsAddr, tlsCfg, creds, tokens)
 }

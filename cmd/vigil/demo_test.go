@@ -162,6 +162,17 @@ func TestDemoWorkers(t *testing.T) {
 	if zones, err := st.ListGeofences(bg, "demo"); err != nil || len(zones) != 1 || zones[0].ID != "demo-area" {
 		t.Errorf("zones: %+v %v", zones, err)
 	}
+	// The demo's devices enrolled for client certificates: the server runs
+	// with its default, mutual TLS required on MQTT.
+	devs, err := st.ListDevices(bg, "demo")
+	if err != nil || len(devs) != 6 {
+		t.Fatalf("devices: %d %v", len(devs), err)
+	}
+	for _, d := range devs {
+		if d.CertFingerprint == "" {
+			t.Errorf("device %s has no client certificate", d.ID)
+		}
+	}
 	sessions, err := st.ListSessions(bg, store.SessionFilter{OrgID: "demo"})
 	if err != nil {
 		t.Fatal(err)

@@ -135,7 +135,7 @@ func deviceAdd(ctx context.Context, e env, args []string) error {
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(creds)
 	}
-	fmt.Fprintf(e.stdout, "device registered; the secret is shown only now, store it in the device:\n\n  device id: %s\n  secret:    %s\n\nMQTT: username and client id = device id, password = secret\nHTTPS: Authorization: Bearer <secret>\n", creds.DeviceID, creds.Secret)
+	fmt.Fprintf(e.stdout, "device registered; the secret is shown only now, store it in the device:\n\n  device id: %s\n  secret:    %s\n\nHTTPS: Authorization: Bearer <secret>\nMQTT: mutual TLS with the device's own certificate: vigil device enrol-token --device %s\n      (or, where the server allows it with mqtt.client_certs = optional: username and client id = device id, password = secret)\n", creds.DeviceID, creds.Secret, creds.DeviceID)
 	return nil
 }
 

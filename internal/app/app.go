@@ -170,6 +170,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.MQTT.ClientCerts == mqttgw.ClientCertsOptional {
+		a.log.Warn("MQTT accepts devices without a client certificate (mqtt.client_certs = optional): their secret alone lets them in; use required (mutual TLS) in production")
+	}
 	a.httpgw = httpgw.New(httpgw.Config{}, a.devices, pub, dec, deps.Clock, a.log.With("component", "https"), a.reg)
 	a.proj = newProjector(st, a.log.With("component", "projector"), a.reg)
 	if err := a.setupFalls(); err != nil {

@@ -91,9 +91,10 @@ type MQTTConfig struct {
 	MaxPacketBytes int
 	MaxConnections int
 	ReceiveMaximum int
-	// ClientCerts is "optional" (devices may present a client certificate
-	// from Vigil's CA; those without one use their secret) or "required"
-	// (mutual TLS: the handshake fails without a valid device certificate).
+	// ClientCerts is "required" (the default: mutual TLS, the handshake
+	// fails without a valid device certificate) or "optional" (the
+	// explicitly enabled fallback: devices may present a client
+	// certificate from Vigil's CA; those without one use their secret).
 	ClientCerts string
 	// SharedIdentity is what happens when one device identity connects
 	// from several places: "takeover" (default: the newest connection
@@ -220,7 +221,7 @@ func Default() Config {
 			MaxPacketBytes: 262144,
 			MaxConnections: 100000,
 			ReceiveMaximum: 256,
-			ClientCerts:    "optional",
+			ClientCerts:    "required",
 			SharedIdentity: "takeover",
 			FloodPerMinute: 6000,
 		},

@@ -81,6 +81,9 @@ func Config(t testing.TB) config.Config {
 	cfg.HTTPS.Listen = "127.0.0.1:0"
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
+	// Most tests connect devices with their secrets; the mutual-TLS tests
+	// set "required" (the product's default) themselves.
+	cfg.MQTT.ClientCerts = "optional"
 	return cfg
 }
 
