@@ -19,7 +19,7 @@ import (
 
 func runDevice(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID | vigil device enrol-token --device ID [--ttl 15m] | vigil device revoke --device ID --reason TEXT")
+		return usagef("vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID | vigil device enrol --device ID [--ttl 15m] (alias enrol-token) | vigil device revoke --device ID --reason TEXT")
 	}
 	switch args[0] {
 	case "add":
@@ -28,12 +28,12 @@ func runDevice(ctx context.Context, e env, args []string) error {
 		return deviceList(ctx, e, args[1:])
 	case "assign":
 		return deviceAssign(ctx, e, args[1:])
-	case "enrol-token":
+	case "enrol", "enrol-token":
 		return deviceEnrolToken(ctx, e, args[1:])
 	case "revoke":
 		return deviceRevoke(ctx, e, args[1:])
 	}
-	return usagef("vigil device: unknown subcommand %q (want add, list, assign, enrol-token or revoke)", args[0])
+	return usagef("vigil device: unknown subcommand %q (want add, list, assign, enrol or revoke)", args[0])
 }
 
 // deviceRevoke disables a device for good, audited with high severity. A

@@ -55,4 +55,8 @@ func TestCLIEnrolToken(t *testing.T) {
 	if _, err := st.UseEnrolmentToken(context.Background(), enrol.HashToken(tok.Value), c.DeviceID, time.Now()); err != nil {
 		t.Errorf("use the printed token: %v", err)
 	}
+	// "vigil device enrol" is the same command, under the name.
+	if code, out, errs := cli(t, nil, "device", "enrol", "--data-dir", dir, "--device", c.DeviceID, "--json"); code != 0 || !strings.Contains(out, c.DeviceID) {
+		t.Errorf("device enrol: %d %q %q", code, out, errs)
+	}
 }
