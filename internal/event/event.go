@@ -69,6 +69,9 @@ const (
 	// SourceDetector marks an event the server derived itself: a fall its
 	// detector found in a device's motion events.
 	SourceDetector Source = "detector"
+	// SourceGT06 marks an event a GT06/Concox tracker sent over its binary
+	// TCP protocol (internal/gateway/gt06).
+	SourceGT06 Source = "gt06"
 )
 
 // Position is a location fix.
@@ -313,6 +316,13 @@ func (d *Decoder) Decode(b []byte, from Origin, now time.Time) (Event, error) {
 			return Event{}, err
 		}
 	}
+	return d.normalise(&m, from, now)
+}
+
+// Normalise validates a message a gateway built itself from another wire
+// format (a tracker protocol) exactly as Decode validates JSON, and
+// normalises it.
+func (d *Decoder) Normalise(m Message, from Origin, now time.Time) (Event, error) {
 	return d.normalise(&m, from, now)
 }
 
