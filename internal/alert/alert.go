@@ -36,6 +36,9 @@ const (
 	KindFall           = "fall"
 	KindLowBattery     = "low_battery"
 	KindDeviceOffline  = "device_offline"
+	// KindFirmwareProblem: a device stays on a firmware version its
+	// release is marked as having a known problem with.
+	KindFirmwareProblem = "firmware_problem"
 )
 
 // The severities, most urgent first.
@@ -48,17 +51,18 @@ const (
 
 // kinds maps each kind to its default severity.
 var kinds = map[string]string{
-	KindSOS:            SeverityCritical,
-	KindDuress:         SeverityCritical,
-	KindMissedCheckin:  SeverityHigh,
-	KindSessionOverrun: SeverityHigh,
-	KindGeofenceExit:   SeverityHigh,
-	KindGeofenceEnter:  SeverityHigh,
-	KindManDown:        SeverityCritical,
-	KindNoMotion:       SeverityCritical,
-	KindFall:           SeverityCritical,
-	KindLowBattery:     SeverityWarning,
-	KindDeviceOffline:  SeverityHigh,
+	KindSOS:             SeverityCritical,
+	KindDuress:          SeverityCritical,
+	KindMissedCheckin:   SeverityHigh,
+	KindSessionOverrun:  SeverityHigh,
+	KindGeofenceExit:    SeverityHigh,
+	KindGeofenceEnter:   SeverityHigh,
+	KindManDown:         SeverityCritical,
+	KindNoMotion:        SeverityCritical,
+	KindFall:            SeverityCritical,
+	KindLowBattery:      SeverityWarning,
+	KindDeviceOffline:   SeverityHigh,
+	KindFirmwareProblem: SeverityWarning,
 }
 
 // Severity returns a kind's default severity, and whether the kind exists.
@@ -70,7 +74,7 @@ func Severity(kind string) (string, bool) {
 // Kinds lists every kind.
 func Kinds() []string {
 	return []string{KindSOS, KindDuress, KindMissedCheckin, KindSessionOverrun, KindGeofenceExit, KindGeofenceEnter,
-		KindManDown, KindNoMotion, KindFall, KindLowBattery, KindDeviceOffline}
+		KindManDown, KindNoMotion, KindFall, KindLowBattery, KindDeviceOffline, KindFirmwareProblem}
 }
 
 // The outcomes of resolving an alert.
