@@ -2,47 +2,58 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"database/sql"
-	"encoding/hex"
-	"errors"
+	"crypto/tls"
 	"flag"
 	"fmt"
-	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
-	"vigil/internal/audit"
 	"vigil/internal/backup"
-	"vigil/internal/config"
-	"vigil/internal/store/sqlite"
+	"vigil/internal/backup/remote"
+	"vigil/internal/backup/snapshot"
 )
 
 const (
-	backupUsage  = "vigil backup --to DIR --recipient AGE1…|FILE --signing-key FILE [--jetstream] | vigil backup keygen --out DIR"
-	restoreUsage = "vigil restore --from BACKUP_DIR --to EMPTY_DATA_DIR --identity AGE_KEY_FILE --verify-key PUB_FILE"
-	// Environment fallbacks for the two backup flags.
+	backupUsage = "vigil backup --to DIR|https://HOST/PATH/ --recipient AGE1…|FILE --signing-key FILE [--to-ca FILE] [--token-file FILE] [--jetstream] [--store postgres://…]" +
+		" | vigil backup keygen --out DIR" +
+		" | vigil backup receive --dir DIR --listen ADDR --tls-cert FILE --tls-key FILE --token-file FILE" +
+		" | vigil backup prune --dir DIR --keep-daily N --keep-weekly M [--dry-run]"
+	restoreUsage = "vigil restore --from BACKUP_DIR|https://HOST/PATH/vigil-…/ --to EMPTY_DATA_DIR --identity AGE_KEY_FILE --verify-key PUB_FILE [--store postgres://…EMPTY SCHEMA | --store-file FILE] [--from-ca FILE] [--token-file FILE]"
+	// Environment fallbacks for the backup flags.
 	envBackupRecipient  = "VIGIL_BACKUP_RECIPIENT"
 	envBackupSigningKey = "VIGIL_BACKUP_SIGNING_KEY_FILE"
+	envBackupTokenFile  = "VIGIL_BACKUP_TOKEN_FILE"
 )
 
 // storeFile is the SQLite store's name inside a data directory and a backup.
-const storeFile = "vigil.db"
+const storeFile = snapshot.StoreFile
 
-// runBackup makes an encrypted, signed backup of the data directory
-// (keygen: makes the keys it needs).
+// runBackup makes an encrypted, signed backup of the store and the data
+// directory (keygen: makes the keys it needs; receive: the append-only
+// target; prune: the target host's retention).
 func runBackup(ctx context.Context, e env, args []string) error {
-	if len(args) > 0 && args[0] == "keygen" {
-		return runBackupKeygen(e, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "keygen":
+			return runBackupKeygen(e, args[1:])
+		case "receive":
+			return runBackupReceive(ctx, e, args[1:])
+		case "prune":
+			return runBackupPrune(e, args[1:])
+		}
 	}
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	to := fs.String("to", "", "the backup target `dir`: each backup is a new directory in it (nothing there is ever overwritten or deleted)")
-	recipient := fs.String("recipient", "", "the age recipient (age1…, or a file holding it) the backup is encrypted to (env "+envBackupRecipient+")")
-	signingKey := fs.String("signing-key", "", "the Ed25519 backup signing key `file` from 'vigil backup keygen', outside the data directory (env "+envBackupSigningKey+")")
+	to := fs.String("to", "", "the backup target: a `dir` (each backup is a new directory in it) or https://host/path/ of 'vigil backup receive' (create-only uploads); nothing there is ever overwritten or deleted (default backup.to)")
+	toCA := fs.String("to-ca", "", "PEM `file` of the CA of an https target's certificate (default backup.to_ca)")
+	tokenFile := fs.String("token-file", "", "`file` holding the bearer token of an https target (env "+envBackupTokenFile+", or backup.token_file)")
+	recipient := fs.String("recipient", "", "the age recipient (age1…, or a file holding it) the backup is encrypted to (env "+envBackupRecipient+", or backup.recipient_file)")
+	signingKey := fs.String("signing-key", "", "the Ed25519 backup signing key `file` from 'vigil backup keygen', outside the data directory (env "+envBackupSigningKey+", or backup.signing_key_file)")
 	withJS := fs.Bool("jetstream", false, "also copy the JetStream directory (consistent only while the server is stopped; see docs/backup.md)")
 	cfg, err := loadConfig(fs, e, args)
 	if err != nil {
@@ -51,12 +62,19 @@ func runBackup(ctx context.Context, e env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("vigil backup: unexpected argument %q; usage: %s", fs.Arg(0), backupUsage)
 	}
-	if *recipient == "" {
-		*recipient = e.getenv(envBackupRecipient)
+	or := func(p *string, vals ...string) {
+		for _, v := range vals {
+			if *p == "" {
+				*p = v
+			}
+		}
 	}
-	if *signingKey == "" {
-		*signingKey = e.getenv(envBackupSigningKey)
-	}
+	or(recipient, e.getenv(envBackupRecipient), cfg.Backup.RecipientFile)
+	or(signingKey, cfg.Backup.SigningKeyFile)
+	or(to, cfg.Backup.To)
+	or(toCA, cfg.Backup.ToCA)
+	or(tokenFile, e.getenv(envBackupTokenFile))
+	*withJS = *withJS || cfg.Backup.WithJetStream
 	switch {
 	case *to == "":
 		return usagef("vigil backup: --to is required; usage: %s", backupUsage)
@@ -65,7 +83,7 @@ func runBackup(ctx context.Context, e env, args []string) error {
 	case *signingKey == "":
 		return usagef("vigil backup: --signing-key (or %s) is required; usage: %s", envBackupSigningKey, backupUsage)
 	}
-	if inside(cfg.DataDir, *to) {
+	if !remote.IsURL(*to) && inside(cfg.DataDir, *to) {
 		return usagef("vigil backup: --to must be outside the data directory %s (a backup next to the data does not survive its loss)", cfg.DataDir)
 	}
 	if inside(cfg.DataDir, *signingKey) {
@@ -79,12 +97,29 @@ func runBackup(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--signing-key: %w", err)
 	}
-	kind, dsn := cfg.StoreKind()
-	if kind == "postgres" {
-		return errors.New("backup of a PostgreSQL store is not supported yet: use pg_dump for the database, then back up the data directory's keys with this command's SQLite path (see docs/backup.md)")
+	var client *remote.Client
+	if remote.IsURL(*to) {
+		token := cfg.Backup.Token.Reveal()
+		if *tokenFile != "" {
+			if token, err = readSecretFile(*tokenFile); err != nil {
+				return usagef("vigil backup: --token-file: %v", err)
+			}
+		}
+		ca, err := readOptional(*toCA)
+		if err != nil {
+			return usagef("vigil backup: --to-ca: %v", err)
+		}
+		if client, err = remote.NewClient(*to, ca, token); err != nil {
+			return usagef("vigil backup: --to: %v", err)
+		}
 	}
+	kind, dsn := cfg.StoreKind()
 	start := time.Now()
-	dir, m, err := backupSQLite(ctx, cfg, dsn, *to, *withJS, rcpt.String(), key)
+	var up snapshot.Uploader
+	if client != nil {
+		up = client
+	}
+	dir, m, err := snapshot.TakeTo(ctx, snapshot.Source{DataDir: cfg.DataDir, Kind: kind, DSN: dsn, JetStream: *withJS, VigilVersion: vigilVersion()}, *to, up, start, rcpt, key)
 	if err != nil {
 		return err
 	}
@@ -92,163 +127,8 @@ func runBackup(ctx context.Context, e env, args []string) error {
 	for _, p := range m.Parts {
 		size += p.Size
 	}
-	fmt.Fprintf(e.stdout, "backup %s: %d parts, %d bytes encrypted, schema %d, %s in %v\n", dir, len(m.Parts), size, m.SchemaVersion, countSummary(m.Counts), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "backup %s: %s store, %d parts, %d bytes encrypted, schema %d, %s in %v\n", dir, m.Store, len(m.Parts), size, m.SchemaVersion, countSummary(m.Counts), time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// backupSQLite snapshots the store with VACUUM INTO (a consistent read
-// transaction: the server keeps running and writing), counts its rows,
-// and writes the backup with the data dir's key files.
-func backupSQLite(ctx context.Context, cfg config.Config, dsn, to string, withJS bool, recipient string, key ed25519.PrivateKey) (string, backup.Manifest, error) {
-	if _, err := os.Stat(dsn); err != nil {
-		return "", backup.Manifest{}, fmt.Errorf("back up store %s: %w", dsn, err)
-	}
-	// The plaintext snapshot lives only in the data dir (same protection
-	// as the store itself) and is removed when the backup is written.
-	tmp, err := os.MkdirTemp(cfg.DataDir, ".backup-")
-	if err != nil {
-		return "", backup.Manifest{}, fmt.Errorf("back up store: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	snap := filepath.Join(tmp, storeFile)
-	if err := vacuumInto(ctx, dsn, snap); err != nil {
-		return "", backup.Manifest{}, err
-	}
-	st, err := sqlite.Status(ctx, snap)
-	if err != nil {
-		return "", backup.Manifest{}, fmt.Errorf("back up store: %w", err)
-	}
-	if err := st.Err(); err != nil {
-		return "", backup.Manifest{}, fmt.Errorf("back up store: this binary does not match the store's schema: %w", err)
-	}
-	counts, err := tableCounts(ctx, snap)
-	if err != nil {
-		return "", backup.Manifest{}, err
-	}
-	m := backup.Manifest{VigilVersion: vigilVersion(), Store: "sqlite", SchemaVersion: st.Current, Counts: counts}
-	parts := []backup.Part{{Name: storeFile, Path: snap, Mode: 0o600}}
-	files, err := dataDirFiles(cfg.DataDir, dsn, withJS)
-	if err != nil {
-		return "", backup.Manifest{}, err
-	}
-	parts = append(parts, files...)
-	if k, err := audit.LoadKey(filepath.Join(cfg.DataDir, audit.KeyFileName)); err == nil {
-		m.AuditPublicKey = hex.EncodeToString(k.Public().(ed25519.PublicKey))
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", backup.Manifest{}, err
-	}
-	if !withJS {
-		m.Notes = append(m.Notes, "jetstream not included: the store is the system of record; a restored server starts with an empty event stream")
-	}
-	rcpt, err := backup.ParseRecipient(recipient)
-	if err != nil {
-		return "", backup.Manifest{}, err
-	}
-	dir, err := backup.Write(to, time.Now(), m, parts, rcpt, key)
-	if err != nil {
-		return dir, backup.Manifest{}, err
-	}
-	// Read back what was written: the manifest as signed.
-	got, err := backup.Verify(dir, key.Public().(ed25519.PublicKey))
-	if err != nil {
-		return dir, backup.Manifest{}, fmt.Errorf("check the backup just written: %w", err)
-	}
-	return dir, got, nil
-}
-
-// vacuumInto writes a consistent, compacted copy of the database at src
-// to dst. It runs as one read transaction beside the server's writer (WAL).
-func vacuumInto(ctx context.Context, src, dst string) error {
-	// 128 MiB of page cache at most (it grows only as used): VACUUM INTO
-	// rebuilds every index, and a small cache makes that thrash on a
-	// large store.
-	db, err := sql.Open("sqlite", src+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-131072)")
-	if err != nil {
-		return fmt.Errorf("snapshot store: %w", err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return fmt.Errorf("snapshot store: %w", err)
-	}
-	return os.Chmod(dst, 0o600)
-}
-
-// tableCounts counts the rows of every table of the database at path.
-func tableCounts(ctx context.Context, path string) (map[string]int64, error) {
-	db, err := sql.Open("sqlite", path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return nil, fmt.Errorf("count rows: %w", err)
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("count rows: %w", err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("count rows: %w", err)
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count rows: %w", err)
-	}
-	counts := make(map[string]int64, len(names))
-	for _, n := range names {
-		var c int64
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM "`+strings.ReplaceAll(n, `"`, `""`)+`"`).Scan(&c); err != nil {
-			return nil, fmt.Errorf("count rows of %s: %w", n, err)
-		}
-		counts[n] = c
-	}
-	return counts, nil
-}
-
-// dataDirFiles lists the data directory's regular files to back up: the
-// CA and TLS keys (tls/), the seal, session and audit signing keys and
-// whatever else lives there, but not the live store (snapshotted
-// instead), earlier snapshot temp dirs, or JetStream unless asked.
-func dataDirFiles(dataDir, dsn string, withJS bool) ([]backup.Part, error) {
-	skip := map[string]bool{}
-	if rel, err := filepath.Rel(dataDir, dsn); err == nil && !strings.HasPrefix(rel, "..") {
-		for _, suf := range []string{"", "-wal", "-shm", "-journal"} {
-			skip[filepath.ToSlash(rel)+suf] = true
-		}
-	}
-	var parts []backup.Part
-	err := filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dataDir, p)
-		if err != nil {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		if d.IsDir() {
-			if strings.HasPrefix(d.Name(), ".backup-") || (name == "jetstream" && !withJS) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || skip[name] {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		parts = append(parts, backup.Part{Name: name, Path: p, Mode: fi.Mode().Perm()})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list data directory: %w", err)
-	}
-	return parts, nil
 }
 
 func runBackupKeygen(e env, args []string) error {
@@ -272,15 +152,106 @@ func runBackupKeygen(e env, args []string) error {
 	return nil
 }
 
+// runBackupReceive serves the append-only backup target on the backup
+// host until ctx ends.
+func runBackupReceive(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("backup receive", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	dir := fs.String("dir", "", "the `dir` backups are stored in (one vigil-… directory each)")
+	listen := fs.String("listen", "", "HTTPS listen `address`, e.g. :8443")
+	cert := fs.String("tls-cert", "", "TLS certificate `file` (PEM, chain first)")
+	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
+	tokenFile := fs.String("token-file", "", "`file` holding the bearer token uploads and reads must present (at least 16 characters)")
+	maxPart := fs.Int64("max-part-bytes", remote.DefaultMaxPart, "largest file accepted, in `bytes`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"--dir", *dir}, {"--listen", *listen}, {"--tls-cert", *cert}, {"--tls-key", *keyFile}, {"--token-file", *tokenFile}} {
+		if f.v == "" {
+			return usagef("vigil backup receive: %s is required; usage: %s", f.name, backupUsage)
+		}
+	}
+	if fs.NArg() > 0 {
+		return usagef("vigil backup receive: unexpected argument %q", fs.Arg(0))
+	}
+	token, err := readSecretFile(*tokenFile)
+	if err != nil {
+		return usagef("vigil backup receive: --token-file: %v", err)
+	}
+	pair, err := tls.LoadX509KeyPair(*cert, *keyFile)
+	if err != nil {
+		return usagef("vigil backup receive: --tls-cert/--tls-key: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	rv, err := remote.NewReceiver(*dir, token, *maxPart, log)
+	if err != nil {
+		return usagef("vigil backup receive: %v", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("backup receive: listen: %w", err)
+	}
+	srv := &http.Server{Handler: rv, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}},
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	fmt.Fprintf(e.stdout, "receiving backups into %s on https://%s/\n", *dir, ln.Addr())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("backup receive: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+// runBackupPrune applies the retention policy on the backup host.
+func runBackupPrune(e env, args []string) error {
+	fs := flag.NewFlagSet("backup prune", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	dir := fs.String("dir", "", "the backup `dir` (on the backup host, run by its operator)")
+	daily := fs.Int("keep-daily", 0, "keep the newest backup of each of the last `n` days that have one")
+	weekly := fs.Int("keep-weekly", 0, "keep the newest backup of each of the last `n` ISO weeks that have one")
+	dry := fs.Bool("dry-run", false, "say what would be removed, remove nothing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return usagef("vigil backup prune: --dir is required; usage: %s", backupUsage)
+	}
+	if *daily < 0 || *weekly < 0 || *daily+*weekly == 0 {
+		return usagef("vigil backup prune: --keep-daily and --keep-weekly: keep at least one backup (non-negative counts)")
+	}
+	res, err := remote.Prune(*dir, time.Now(), remote.Policy{Daily: *daily, Weekly: *weekly}, *dry)
+	if err != nil {
+		return err
+	}
+	verb := "removed"
+	if *dry {
+		verb = "would remove"
+	}
+	for _, n := range res.Removed {
+		fmt.Fprintf(e.stdout, "%s %s\n", verb, n)
+	}
+	fmt.Fprintf(e.stdout, "kept %d backups, %s %d\n", len(res.Kept), verb, len(res.Removed))
+	return nil
+}
+
 // runRestore verifies a backup, restores it into an empty data directory
-// and checks the restored store.
+// (and an empty PostgreSQL schema for a PostgreSQL backup) and checks
+// the restored store.
 func runRestore(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	from := fs.String("from", "", "the backup `dir` (one vigil-… directory)")
+	from := fs.String("from", "", "the backup: a `dir` (one vigil-… directory) or https://host/path/vigil-…/ on a 'vigil backup receive' host")
 	to := fs.String("to", "", "the data `dir` to restore into: must not exist or be empty")
 	idFile := fs.String("identity", "", "the age identity `file` that decrypts the backup")
 	verifyKey := fs.String("verify-key", "", "the backup signing key's public half (`file`: PEM or hex)")
+	storeURL := fs.String("store", "", "for a PostgreSQL backup: postgres://… `url` of an EMPTY schema (its search_path) or database (secret: prefer --store-file)")
+	storeFile := fs.String("store-file", "", "`file` holding the --store URL")
+	fromCA := fs.String("from-ca", "", "PEM `file` of the CA of an https backup host's certificate")
+	tokenFile := fs.String("token-file", "", "`file` holding the bearer token of an https backup host (env "+envBackupTokenFile+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -292,6 +263,16 @@ func runRestore(ctx context.Context, e env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("vigil restore: unexpected argument %q; usage: %s", fs.Arg(0), restoreUsage)
 	}
+	if *storeFile != "" {
+		s, err := readSecretFile(*storeFile)
+		if err != nil {
+			return usagef("vigil restore: --store-file: %v", err)
+		}
+		*storeURL = s
+	}
+	if *storeURL != "" && !strings.HasPrefix(*storeURL, "postgres://") && !strings.HasPrefix(*storeURL, "postgresql://") {
+		return usagef("vigil restore: --store: want a postgres:// URL (a SQLite backup restores into --to)")
+	}
 	pub, err := backup.LoadVerifyKey(*verifyKey)
 	if err != nil {
 		return fmt.Errorf("--verify-key: %w", err)
@@ -301,80 +282,74 @@ func runRestore(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("--identity: %w", err)
 	}
 	start := time.Now()
-	m, err := backup.Restore(*from, *to, pub, id, func(m backup.Manifest) error {
-		if m.Store != "sqlite" || !slices.ContainsFunc(m.Parts, func(p backup.PartInfo) bool { return p.Name == storeFile }) {
-			return fmt.Errorf("restore: backup of a %q store without %s: only SQLite backups restore", m.Store, storeFile)
+	src := *from
+	if remote.IsURL(src) {
+		if *tokenFile == "" {
+			*tokenFile = e.getenv(envBackupTokenFile)
 		}
-		fmt.Fprintf(e.stdout, "signature and %d part checksums verified (backup %s, taken %s, vigil %s)\n", len(m.Parts), m.Name, m.Created.Format(time.RFC3339), m.VigilVersion)
+		if *tokenFile == "" {
+			return usagef("vigil restore: --token-file is required with an https --from")
+		}
+		token, err := readSecretFile(*tokenFile)
+		if err != nil {
+			return usagef("vigil restore: --token-file: %v", err)
+		}
+		ca, err := readOptional(*fromCA)
+		if err != nil {
+			return usagef("vigil restore: --from-ca: %v", err)
+		}
+		tmp, err := os.MkdirTemp("", "vigil-restore-")
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		if src, err = remote.Download(ctx, src, ca, token, pub, tmp); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "downloaded %s\n", filepath.Base(src))
+	}
+	_, sum, err := snapshot.Restore(ctx, src, snapshot.Target{DataDir: *to, PostgresURL: *storeURL}, pub, id, func(m backup.Manifest) error {
+		fmt.Fprintf(e.stdout, "signature and %d part checksums verified (backup %s of a %s store, taken %s, vigil %s)\n", len(m.Parts), m.Name, m.Store, m.Created.Format(time.RFC3339), m.VigilVersion)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	sum, err := verifyRestored(ctx, *to, m)
-	if err != nil {
-		return fmt.Errorf("restored data in %s failed verification, do not start vigil on it: %w", *to, err)
-	}
-	fmt.Fprintf(e.stdout, "restored into %s in %v\n%s", *to, time.Since(start).Round(time.Millisecond), sum)
+	fmt.Fprintf(e.stdout, "restored into %s in %v\nschema version %d; rows match the manifest in all %d tables (%s)\naudit log intact: %d records, %d checkpoints\n",
+		*to, time.Since(start).Round(time.Millisecond), sum.SchemaVersion, len(sum.Counts), countSummary(sum.Counts), sum.AuditRecords, sum.AuditCheckpoints)
 	return nil
 }
 
-// verifyRestored opens the restored store (refusing a schema that is not
-// this binary's), checks the schema version and every table's row count
-// against the manifest, and verifies the audit chain with the audit key
-// the manifest names.
-func verifyRestored(ctx context.Context, dataDir string, m backup.Manifest) (string, error) {
-	dbPath := filepath.Join(dataDir, storeFile)
-	status, err := sqlite.Status(ctx, dbPath)
+// readSecretFile reads a secret (a token, a URL) from a file, trimming
+// one trailing newline; errors never hold its contents.
+func readSecretFile(p string) (string, error) {
+	fi, err := os.Stat(p)
 	if err != nil {
 		return "", err
 	}
-	if status.Current != m.SchemaVersion {
-		return "", fmt.Errorf("schema version %d, manifest says %d", status.Current, m.SchemaVersion)
+	if fi.Size() > 64<<10 {
+		return "", fmt.Errorf("%s: larger than 64 KiB", p)
 	}
-	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return "", err
 	}
-	defer st.Close()
-	counts, err := tableCounts(ctx, dbPath)
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", p)
+	}
+	return s, nil
+}
+
+func readOptional(p string) ([]byte, error) {
+	if p == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	for name, want := range m.Counts {
-		if got, ok := counts[name]; !ok || got != want {
-			return "", fmt.Errorf("table %s has %d rows, manifest says %d", name, got, want)
-		}
-	}
-	for name := range counts {
-		if _, ok := m.Counts[name]; !ok {
-			return "", fmt.Errorf("table %s is not in the manifest", name)
-		}
-	}
-	var pub ed25519.PublicKey
-	if m.AuditPublicKey != "" {
-		b, err := hex.DecodeString(m.AuditPublicKey)
-		if err != nil || len(b) != ed25519.PublicKeySize {
-			return "", errors.New("manifest audit_public_key: want 64 hex digits")
-		}
-		pub = b
-		k, err := audit.LoadKey(filepath.Join(dataDir, audit.KeyFileName))
-		if err != nil {
-			return "", err
-		}
-		if !k.Public().(ed25519.PublicKey).Equal(pub) {
-			return "", fmt.Errorf("%s is not the audit key the manifest names", audit.KeyFileName)
-		}
-	}
-	rep, err := audit.Verify(ctx, st, pub)
-	if err != nil {
-		return "", err
-	}
-	if !rep.OK() {
-		return "", fmt.Errorf("audit log is broken at seq %d: %s", rep.FirstBad, rep.Reason)
-	}
-	return fmt.Sprintf("schema version %d; rows match the manifest in all %d tables (%s)\naudit log intact: %d records, %d checkpoints\n",
-		status.Current, len(counts), countSummary(counts), rep.Records, rep.Checkpoints), nil
+	return b, nil
 }
 
 // countSummary names the counts an operator checks first.

@@ -19,6 +19,7 @@ import (
 	"vigil/internal/app"
 	"vigil/internal/audit"
 	"vigil/internal/backup"
+	"vigil/internal/backup/snapshot"
 	"vigil/internal/store"
 	"vigil/internal/store/sqlite"
 	"vigil/internal/store/storetest"
@@ -238,6 +239,10 @@ func TestBackupRestoreDrill(t *testing.T) {
 	damagePart(t, truncated, "tls/ca.key", func(b []byte) []byte { return b[:len(b)-7] })
 	missing := copyDir(t, bdir)
 	damagePart(t, missing, audit.KeyFileName, nil)
+	noSig := copyDir(t, bdir)
+	if err := os.Remove(filepath.Join(noSig, backup.SignatureFile)); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		args   []string
@@ -247,6 +252,7 @@ func TestBackupRestoreDrill(t *testing.T) {
 		{"flipped byte", restoreArgs(damaged, filepath.Join(t.TempDir(), "x")), 1, []string{"part vigil.db", "checksum mismatch"}},
 		{"truncated part", restoreArgs(truncated, filepath.Join(t.TempDir(), "x")), 1, []string{"part tls/ca.key", "truncated"}},
 		{"missing part", restoreArgs(missing, filepath.Join(t.TempDir(), "x")), 1, []string{"part " + audit.KeyFileName, "missing"}},
+		{"no manifest.sig", restoreArgs(noSig, filepath.Join(t.TempDir(), "x")), 1, []string{backup.SignatureFile, "incomplete"}},
 		{"another verify key", []string{"restore", "--from", bdir, "--to", filepath.Join(t.TempDir(), "x"), "--identity", filepath.Join(keys, backup.IdentityFile), "--verify-key", filepath.Join(other, backup.VerifyKeyFile)}, 1, []string{"signature does not verify"}},
 		{"another identity (backup without the key)", []string{"restore", "--from", bdir, "--to", filepath.Join(t.TempDir(), "x"), "--identity", filepath.Join(other, backup.IdentityFile), "--verify-key", filepath.Join(keys, backup.VerifyKeyFile)}, 1, []string{"part vigil.db", "identity did not match"}},
 		{"non-empty target", restoreArgs(bdir, target), 1, []string{"not empty"}},
@@ -290,7 +296,7 @@ func TestBackupDataDirFiles(t *testing.T) {
 		}
 	}
 	names := func(withJS bool) string {
-		parts, err := dataDirFiles(dir, filepath.Join(dir, "vigil.db"), withJS)
+		parts, err := snapshot.DataDirFiles(dir, filepath.Join(dir, "vigil.db"), withJS)
 		if err != nil {
 			t.Fatal(err)
 		}

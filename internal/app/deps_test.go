@@ -61,6 +61,8 @@ func TestDeps(t *testing.T) {
 		{"vigil/internal/audit", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/web", "vigil/internal/auth", "net/http", "github.com/"}, "the audit chain is hashing over store records", nil},
 		{"vigil/internal/loadgen", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app"}, "the load generator is an outside client", nil},
 		{"vigil/internal/retention", []string{"vigil/internal/store/sqlite", "vigil/internal/store/postgres", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/web", "vigil/internal/app", "net/http", "github.com/"}, "retention is policy and a purge loop over its own small store interface", nil},
+		{"vigil/internal/backup/snapshot", []string{"net/http", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "vigil/internal/web", "github.com/nats-io/"}, "the snapshot reads the store and the data dir: it moves no bytes over a network", nil},
+		{"vigil/internal/backup/remote", []string{"vigil/internal/store", "vigil/internal/bus", "vigil/internal/gateway", "vigil/internal/app", "vigil/internal/web", "database/sql", "github.com/", "modernc.org/"}, "moving backup files over HTTPS needs no store or driver", nil},
 		{"vigil/internal/backup", []string{"vigil/", "database/sql", "net/http", "github.com/", "modernc.org/"}, "the backup format is files, age and Ed25519: the caller snapshots the store and checks the restore", nil},
 	}
 	for _, r := range rules {

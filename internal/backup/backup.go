@@ -16,8 +16,9 @@
 // hashes as it goes. What the parts are (a store snapshot, key files) is
 // the caller's business: this package knows files, age and Ed25519 only.
 //
-// It must not import store drivers, the bus, HTTP or app: the caller
-// (cmd/vigil) takes the store snapshot and checks the restored store.
+// It must not import store drivers, the bus, HTTP or app: package
+// backup/snapshot takes the store snapshot and checks the restored store,
+// package backup/remote moves backups over HTTPS.
 package backup
 
 import (
@@ -264,11 +265,7 @@ func Verify(dir string, pub ed25519.PublicKey) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("verify backup %s: %s: %w (%w)", dir, SignatureFile, ErrIncomplete, err)
 	}
-	sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sb)))
-	if err != nil || len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, mb, sig) {
-		return Manifest{}, fmt.Errorf("verify backup %s: %s: %w", dir, SignatureFile, ErrSignature)
-	}
-	m, err := ParseManifest(mb)
+	m, err := VerifyManifest(mb, sb, pub)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("verify backup %s: %w", dir, err)
 	}
@@ -278,6 +275,23 @@ func Verify(dir string, pub ed25519.PublicKey) (Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// VerifyManifest checks sig (manifest.sig's contents) over mb
+// (manifest.json's) with pub, then parses the manifest. A reader that
+// fetches a backup from elsewhere calls it before fetching any part.
+func VerifyManifest(mb, sig []byte, pub ed25519.PublicKey) (Manifest, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return Manifest{}, errors.New("verify backup: no valid verify key")
+	}
+	if len(mb) > maxManifest || len(sig) > maxManifest {
+		return Manifest{}, fmt.Errorf("%s or %s larger than %d bytes: %w", ManifestFile, SignatureFile, maxManifest, ErrSignature)
+	}
+	s, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sig)))
+	if err != nil || len(s) != ed25519.SignatureSize || !ed25519.Verify(pub, mb, s) {
+		return Manifest{}, fmt.Errorf("%s: %w", SignatureFile, ErrSignature)
+	}
+	return ParseManifest(mb)
 }
 
 func checkPart(dir string, p PartInfo) error {
