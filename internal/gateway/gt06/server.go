@@ -45,6 +45,10 @@ type Config struct {
 	IdleTimeout  time.Duration
 	// MaxConnections bounds concurrent connections (default 10,000).
 	MaxConnections int
+	// RefuseShared: once an IMEI is flagged as used from two places, a
+	// login from a source other than its live connection's is refused
+	// (until the quiet period passes) instead of taking the session over.
+	RefuseShared bool
 }
 
 func (c Config) withDefaults() Config {
@@ -257,7 +261,10 @@ func (s *Server) serve(c *conn) error {
 		return errors.New("unknown IMEI")
 	}
 	c.deviceID, c.orgID = id, org
-	s.login(c)
+	if !s.login(c) {
+		s.logins.WithLabelValues("shared_refused").Inc()
+		return errors.New("IMEI in use from another place")
+	}
 	s.logins.WithLabelValues("ok").Inc()
 	tz := m.TZ
 	if _, err := c.c.Write(Ack(f.Proto, f.Serial)); err != nil {
@@ -336,15 +343,18 @@ func (s *Server) ack(c *conn, m Message, f Frame) error {
 // login makes c the device's live connection (the newest login takes
 // over: the old connection is closed) and notices one IMEI used from two
 // places: within sharedWindow its logins came from two sources and the
-// source changed at least twice (A→B→A).
-func (s *Server) login(c *conn) {
+// source changed at least twice (A→B→A). With RefuseShared, a flagged
+// IMEI's login from a source other than its live connection's is refused
+// (false).
+func (s *Server) login(c *conn) bool {
 	now := s.clk.Now()
 	ip := remoteIP(c.c)
 	s.mu.Lock()
-	if old, ok := s.live[c.deviceID]; ok && old != c {
-		old.c.Close()
+	old, hasOld := s.live[c.deviceID]
+	if at, ok := s.flagged[c.deviceID]; s.cfg.RefuseShared && ok && now.Sub(at) < sharedQuiet && hasOld && remoteIP(old.c) != ip {
+		s.mu.Unlock()
+		return false
 	}
-	s.live[c.deviceID] = c
 	rec := s.recent[c.deviceID]
 	rec = slices.DeleteFunc(rec, func(x source) bool { return now.Sub(x.at) > sharedWindow })
 	rec = append(rec, source{ip: ip, at: now})
@@ -365,11 +375,19 @@ func (s *Server) login(c *conn) {
 	if raise {
 		s.flagged[c.deviceID] = now
 	}
+	refused := raise && s.cfg.RefuseShared && hasOld && remoteIP(old.c) != ip
+	if !refused {
+		if hasOld && old != c {
+			old.c.Close()
+		}
+		s.live[c.deviceID] = c
+	}
 	s.mu.Unlock()
 	if raise && s.shared != nil {
 		slices.Sort(ips)
 		s.shared.DeviceIdentityShared(c.deviceID, c.orgID, ips, now)
 	}
+	return !refused
 }
 
 // Events turns a decoded message into device messages for the pipeline:

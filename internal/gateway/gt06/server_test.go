@@ -34,36 +34,10 @@ const (
 // clock that is not set).
 var (
 	fixAt  = time.Date(2026, 11, 29, 11, 59, 0, 0, time.UTC)
-	lbs    = []byte{0x00, 0xea, 0x0a, 0x1f, 0x40, 0x00, 0x12, 0x34} // MCC 234, MNC 10, LAC, cell
-	locHex = frame(0x12, append(gpsBlock(fixAt, 53.80075, -1.54912), lbs...), 0x0035)
-	// An SOS alarm: GPS, LBS with its length, terminal info, voltage level
-	// 3, GSM 4, alarm 0x01, language 0x02.
-	sosHex = frame(0x16, append(append(gpsBlock(fixAt.Add(30*time.Second), 53.8008, -1.5492), append([]byte{9}, lbs...)...), 0x40, 3, 4, 0x01, 0x02), 0x035f)
+	locHex = hex.EncodeToString(gt06.EncodeLocation(fixAt, 53.80075, -1.54912, 0x0035))
+	// An SOS alarm with voltage level 3.
+	sosHex = hex.EncodeToString(gt06.EncodeAlarm(fixAt.Add(30*time.Second), 53.8008, -1.5492, gt06.AlarmSOS, 3, 0x035f))
 )
-
-// frame builds a 78 78 frame with its CRC.
-func frame(proto byte, content []byte, serial uint16) string {
-	b := []byte{0x78, 0x78, byte(len(content) + 5), proto}
-	b = append(b, content...)
-	b = append(b, byte(serial>>8), byte(serial))
-	c := gt06.CRC(b[2:])
-	return hex.EncodeToString(append(b, byte(c>>8), byte(c), 0x0d, 0x0a))
-}
-
-// gpsBlock encodes a valid fix with 9 satellites, 5 km/h, course 90°.
-func gpsBlock(at time.Time, lat, lon float64) []byte {
-	cs := 90 | 1<<12
-	if lat >= 0 {
-		cs |= 1 << 10
-	}
-	if lon < 0 {
-		cs |= 1 << 11
-	}
-	la, lo := uint32(math.Abs(lat)*1_800_000), uint32(math.Abs(lon)*1_800_000)
-	return []byte{byte(at.Year() - 2000), byte(at.Month()), byte(at.Day()), byte(at.Hour()), byte(at.Minute()), byte(at.Second()),
-		0xc9, byte(la >> 24), byte(la >> 16), byte(la >> 8), byte(la), byte(lo >> 24), byte(lo >> 16), byte(lo >> 8), byte(lo),
-		5, byte(cs >> 8), byte(cs)}
-}
 
 type fakeAuth map[string]string // IMEI → device id
 
@@ -112,9 +86,14 @@ func (fixed) Now() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 0, time.
 
 func start(t *testing.T, pub *recorder, shared *sharedRec) (*gt06.Server, *prometheus.Registry) {
 	t.Helper()
+	return startWith(t, gt06.Config{Listen: "127.0.0.1:0", LoginTimeout: 5 * time.Second}, pub, shared)
+}
+
+func startWith(t *testing.T, cfg gt06.Config, pub *recorder, shared *sharedRec) (*gt06.Server, *prometheus.Registry) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	dec := event.NewDecoder(event.Limits{})
-	s := gt06.New(gt06.Config{Listen: "127.0.0.1:0", LoginTimeout: 5 * time.Second}, fakeAuth{imei: "d1"}, pub, dec, fixed{},
+	s := gt06.New(cfg, fakeAuth{imei: "d1"}, pub, dec, fixed{},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), reg, shared)
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
@@ -353,5 +332,36 @@ func TestDisconnect(t *testing.T) {
 	}
 	if !closed(t, c) {
 		t.Error("connection still open")
+	}
+}
+
+// TestSharedIMEIRefuse: with the refuse policy, once an IMEI is flagged the
+// login from the other source is refused and the live connection stays.
+func TestSharedIMEIRefuse(t *testing.T) {
+	shared := &sharedRec{}
+	s, _ := startWith(t, gt06.Config{Listen: "127.0.0.1:0", RefuseShared: true}, &recorder{}, shared)
+	var live net.Conn
+	for i, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		c := dial(t, s, from)
+		send(t, c, loginHex)
+		if _, err := read(t, c, 10); err != nil {
+			t.Fatalf("login %d: %v", i, err)
+		}
+		live = c
+	}
+	// A → B → A: flagged, and A is refused while B holds the session.
+	c := dial(t, s, "127.0.0.2")
+	send(t, c, loginHex)
+	if _, err := read(t, c, 10); err == nil {
+		t.Error("the flagged IMEI logged in from the other source")
+	}
+	send(t, live, hbHex)
+	if _, err := read(t, live, 10); err != nil {
+		t.Errorf("the live connection was dropped: %v", err)
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if len(shared.calls) != 1 {
+		t.Errorf("security events %v, want one", shared.calls)
 	}
 }
