@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,9 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"vigil/internal/app"
 	"vigil/internal/backup"
 	"vigil/internal/backup/remote"
 	"vigil/internal/backup/snapshot"
+	"vigil/internal/config"
+	"vigil/internal/store/encrypted"
 )
 
 const (
@@ -24,7 +28,7 @@ const (
 		" | vigil backup keygen --out DIR" +
 		" | vigil backup receive --dir DIR --listen ADDR --tls-cert FILE --tls-key FILE --token-file FILE" +
 		" | vigil backup prune --dir DIR --keep-daily N --keep-weekly M [--dry-run]"
-	restoreUsage = "vigil restore --from BACKUP_DIR|https://HOST/PATH/vigil-…/ --to EMPTY_DATA_DIR --identity AGE_KEY_FILE --verify-key PUB_FILE [--store postgres://…EMPTY SCHEMA | --store-file FILE] [--from-ca FILE] [--token-file FILE]"
+	restoreUsage = "vigil restore --from BACKUP_DIR|https://HOST/PATH/vigil-…/ --to EMPTY_DATA_DIR --identity AGE_KEY_FILE --verify-key PUB_FILE [--store postgres://…EMPTY SCHEMA | --store-file FILE] [--from-ca FILE] [--token-file FILE] [--kek-file FILE]"
 	// Environment fallbacks for the backup flags.
 	envBackupRecipient  = "VIGIL_BACKUP_RECIPIENT"
 	envBackupSigningKey = "VIGIL_BACKUP_SIGNING_KEY_FILE"
@@ -252,6 +256,7 @@ func runRestore(ctx context.Context, e env, args []string) error {
 	storeFile := fs.String("store-file", "", "`file` holding the --store URL")
 	fromCA := fs.String("from-ca", "", "PEM `file` of the CA of an https backup host's certificate")
 	tokenFile := fs.String("token-file", "", "`file` holding the bearer token of an https backup host (env "+envBackupTokenFile+")")
+	kekFile := fs.String("kek-file", "", "the key-encryption key `file` the restored server will use (default: keys.kek_file's default for --to); the erasure ledger beside it is re-applied")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -317,6 +322,41 @@ func runRestore(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "restored into %s in %v\nschema version %d; rows match the manifest in all %d tables (%s)\naudit log intact: %d records, %d checkpoints\n",
 		*to, time.Since(start).Round(time.Millisecond), sum.SchemaVersion, len(sum.Counts), countSummary(sum.Counts), sum.AuditRecords, sum.AuditCheckpoints)
+	return reapplyErasures(ctx, e, *to, *storeURL, *kekFile)
+}
+
+// reapplyErasures re-applies the erasure ledger kept beside the
+// key-encryption key to a restored store: people erased after the backup
+// was taken are erased again (their data keys destroyed) before any
+// server reads them. Without the key file nothing personal can be read
+// yet, and it says so.
+func reapplyErasures(ctx context.Context, e env, dataDir, storeURL, kekFile string) error {
+	cfg := config.Default()
+	cfg.DataDir, cfg.Store, cfg.AutoMigrate = dataDir, config.Secret(storeURL), false
+	cfg.Keys.KEKFile = kekFile
+	kek := cfg.KEKPath()
+	if _, err := os.Stat(kek); err != nil {
+		fmt.Fprintf(e.stdout, "no key-encryption key at %s: personal fields stay sealed until the install's key file is put there (or pass --kek-file); then run restore's erasure step with the same command\n", kek)
+		return nil
+	}
+	ledger, err := encrypted.ReadLedger(encrypted.LedgerFile(kek))
+	if err != nil {
+		return fmt.Errorf("restored, but the erasure ledger could not be read: do not start vigil on it: %w", err)
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("restored, but re-applying erasures failed: do not start vigil on it: %w", err)
+	}
+	defer st.Close()
+	es, ok := st.(*encrypted.Store)
+	if !ok {
+		return errors.New("restored, but the store is not encrypted: erasures not re-applied")
+	}
+	n, err := encrypted.ApplyErasures(ctx, es, ledger)
+	if err != nil {
+		return fmt.Errorf("restored; %d erasures re-applied, then: %w", n, err)
+	}
+	fmt.Fprintf(e.stdout, "erasure ledger %s: %d entries, %d people erased again (erased after this backup was taken)\n", encrypted.LedgerFile(kek), len(ledger), n)
 	return nil
 }
 

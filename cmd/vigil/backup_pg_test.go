@@ -199,6 +199,7 @@ func TestBackupRestoreDrillPostgres(t *testing.T) {
 	cfg2 := vigiltest.Config(t)
 	cfg2.DataDir = target
 	cfg2.Store = config.Secret(dstURL)
+	cfg2.Keys.KEKFile = cfg.KEKPath() // the install's key-encryption key, kept outside data dir and backups
 	b := vigiltest.StartApp(t, cfg2)
 	p, err := b.Store().GetPerson(ctx, "p1")
 	if err != nil || p.Name != backupCanary {

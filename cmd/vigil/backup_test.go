@@ -209,6 +209,7 @@ func TestBackupRestoreDrill(t *testing.T) {
 	// A new server on the restored directory has the same data.
 	cfg2 := vigiltest.Config(t)
 	cfg2.DataDir = target
+	cfg2.Keys.KEKFile = cfg.KEKPath() // the install's key-encryption key, kept outside data dir and backups
 	b := vigiltest.StartApp(t, cfg2)
 	ctx := context.Background()
 	p, err := b.Store().GetPerson(ctx, "p1")

@@ -16,6 +16,9 @@ func runConfig(_ context.Context, e env, args []string) error {
 		return err
 	}
 	if args[0] == "check" {
+		for _, w := range cfg.KeysWarnings() {
+			fmt.Fprintln(e.stderr, "warning:", w)
+		}
 		fmt.Fprintln(e.stdout, "configuration ok")
 		return nil
 	}

@@ -19,7 +19,7 @@ import (
 
 func runDevice(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
-		return usagef("vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID | vigil device enrol --device ID [--ttl 15m] (alias enrol-token) | vigil device revoke --device ID --reason TEXT")
+		return usagef("vigil device add --org ORG --name NAME | vigil device list [--org ORG] | vigil device assign --device ID --person ID | vigil device enrol --device ID [--ttl 15m] (alias enrol-token) | vigil device revoke --device ID --reason TEXT | vigil device imei --device ID (--imei IMEI | --remove)")
 	}
 	switch args[0] {
 	case "add":
@@ -32,8 +32,10 @@ func runDevice(ctx context.Context, e env, args []string) error {
 		return deviceEnrolToken(ctx, e, args[1:])
 	case "revoke":
 		return deviceRevoke(ctx, e, args[1:])
+	case "imei":
+		return deviceIMEI(ctx, e, args[1:])
 	}
-	return usagef("vigil device: unknown subcommand %q (want add, list, assign, enrol or revoke)", args[0])
+	return usagef("vigil device: unknown subcommand %q (want add, list, assign, enrol, imei or revoke)", args[0])
 }
 
 // deviceRevoke disables a device for good, audited with high severity. A
@@ -187,4 +189,68 @@ func deviceList(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", d.ID, d.OrgID, d.Name, seen, batt, d.State.Events)
 	}
 	return tw.Flush()
+}
+
+// deviceIMEI registers the IMEI a GT06 tracker logs in with for a device
+// (trackers.gt06_listen), or removes it.
+func deviceIMEI(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("device imei", flag.ContinueOnError)
+	id := fs.String("device", "", "device id (required)")
+	imei := fs.String("imei", "", "the tracker's 15-digit IMEI (printed on it, or *#06# on a phone)")
+	remove := fs.Bool("remove", false, "remove the device's IMEI")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *id == "":
+		return usagef("vigil device imei: --device is required")
+	case *remove == (*imei != ""):
+		return usagef("vigil device imei: give --imei IMEI or --remove")
+	case *imei != "" && !validIMEI(*imei):
+		return usagef("vigil device imei: --imei must be 15 digits with a valid Luhn check digit")
+	}
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = st.SetDeviceIMEI(ctx, *id, *imei)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("device %s not found", *id)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("IMEI %s is registered to another device: remove it there first (vigil device imei --device OTHER --remove)", *imei)
+	case err != nil:
+		return err
+	}
+	if *remove {
+		fmt.Fprintf(e.stdout, "device %s: IMEI removed; a tracker using it is refused at login\n", *id)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "device %s: IMEI %s registered; the tracker logs in on trackers.gt06_listen (point it there by SMS, e.g. SERVER,1,HOST,PORT,0#)\n", *id, *imei)
+	return nil
+}
+
+// validIMEI: 15 digits, the last a Luhn check digit.
+func validIMEI(s string) bool {
+	if len(s) != 15 {
+		return false
+	}
+	sum := 0
+	for i := range 15 {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		d := int(c - '0')
+		if i%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
 }

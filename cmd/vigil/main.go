@@ -51,7 +51,7 @@ func commands() []command {
 		{"audit", "check the audit log's hash chain and signatures, or export it (verify, export)", runAudit},
 		{"sessions", "list timed lone-worker sessions (list)", runSessions},
 		{"zones", "import and list geofences as GeoJSON (import, list)", runZones},
-		{"person", "people who wear devices and their fall sensitivity (add, list, set)", runPerson},
+		{"person", "people who wear devices: their fall sensitivity, and their data-protection rights (add, list, set, export, erase)", runPerson},
 		{"migrate", "apply database migrations", runMigrate},
 		{"config", "check or print the effective configuration (check, dump)", runConfig},
 		{"bench", "measure durable ingest against mosquitto in the same run", runBench},

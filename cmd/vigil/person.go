@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -14,16 +15,21 @@ import (
 
 	"vigil/internal/alert"
 	"vigil/internal/app"
+	"vigil/internal/audit"
+	"vigil/internal/config"
+	"vigil/internal/datakey"
 	"vigil/internal/device"
 	"vigil/internal/fall"
 	"vigil/internal/store"
+	"vigil/internal/store/encrypted"
+	"vigil/internal/web"
 )
 
 // runPerson manages the people devices are worn by: workers and residents,
 // and each one's fall-detector sensitivity. (Accounts, contacts and the
 // JSON API come with the access issue.)
 func runPerson(ctx context.Context, e env, args []string) error {
-	const usage = "vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] [--fall-cancel-window D] | vigil person list --org ORG | vigil person set --id ID [--fall-sensitivity X] [--fall-cancel-window D] [--duress-code-file FILE | --clear-duress-code]"
+	const usage = "vigil person add --org ORG --name NAME --kind worker|resident [--fall-sensitivity X] [--fall-cancel-window D] | vigil person list --org ORG | vigil person set --id ID [--fall-sensitivity X] [--fall-cancel-window D] [--duress-code-file FILE | --clear-duress-code] | vigil person export --id ID [--html] | vigil person erase --id ID --reason TEXT"
 	if len(args) == 0 {
 		return usagef(usage)
 	}
@@ -34,8 +40,12 @@ func runPerson(ctx context.Context, e env, args []string) error {
 		return personList(ctx, e, args[1:])
 	case "set":
 		return personSet(ctx, e, args[1:])
+	case "export":
+		return personExport(ctx, e, args[1:])
+	case "erase":
+		return personErase(ctx, e, args[1:])
 	}
-	return usagef("vigil person: unknown subcommand %q (want add, list or set)", args[0])
+	return usagef("vigil person: unknown subcommand %q (want add, list, set, export or erase)", args[0])
 }
 
 // cancelWindowFlag parses --fall-cancel-window: 0 (the server's default)
@@ -109,11 +119,11 @@ func personAdd(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := app.OpenStore(ctx, cfg)
+	st, _, done, err := openEncrypted(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	err = st.CreatePerson(ctx, store.Person{ID: id, OrgID: *org, Kind: k, Name: strings.TrimSpace(*name), CreatedAt: time.Now().UTC(), FallSensitivity: v, FallCancelWindow: w})
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("organisation %q not found; create it first with: vigil org add --id %s --name NAME", *org, *org)
@@ -136,11 +146,11 @@ func personList(ctx context.Context, e env, args []string) error {
 	if *org == "" {
 		return usagef("vigil person list: --org is required")
 	}
-	st, err := app.OpenStore(ctx, cfg)
+	st, _, done, err := openEncrypted(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	people, err := st.ListPeople(ctx, *org)
 	if err != nil {
 		return err
@@ -178,7 +188,7 @@ func personList(ctx context.Context, e env, args []string) error {
 // that were not falls: pre-alerts the wearer cancelled ("I'm OK") and
 // falls resolved as false alarms. Kept for tuning a person's sensitivity
 // (docs/falls.md).
-func fallFalseAlarms(ctx context.Context, st store.Store, org string) (map[string]int, error) {
+func fallFalseAlarms(ctx context.Context, st store.SafetyStore, org string) (map[string]int, error) {
 	out := make(map[string]int)
 	f := store.AlertFilter{OrgID: org, Kind: alert.KindFall, States: []store.AlertState{store.AlertCancelled, store.AlertResolved}, Limit: 1000}
 	for {
@@ -240,11 +250,11 @@ func personSet(ctx context.Context, e env, args []string) error {
 			return usagef("vigil person set: the duress code in %s must be 4 to 16 characters without spaces", *duressFile)
 		}
 	}
-	st, err := app.OpenStore(ctx, cfg)
+	st, _, done, err := openEncrypted(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	notFound := func(err error) error {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("person %q not found", *id)
@@ -276,4 +286,121 @@ func personSet(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "person %s: duress code removed\n", *id)
 	}
 	return nil
+}
+
+// personAccess opens the store behind the encryption decorator with the
+// audit log, for the data-subject rights commands.
+func personAccess(ctx context.Context, cfg config.Config) (*encrypted.Store, *audit.Log, func(), error) {
+	acc, err := app.OpenAccess(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	es, err := encrypted.WrapWithKeyFile(acc.Store, cfg.KEKPath(), datakey.Config{CacheSize: cfg.Keys.CacheSize, CacheTTL: cfg.Keys.CacheTTL})
+	if err != nil {
+		_ = acc.Close()
+		return nil, nil, nil, fmt.Errorf("key-encryption key: %w", err)
+	}
+	return es, acc.Audit, func() { _ = acc.Close() }, nil
+}
+
+// personExport prints everything held about a person (subject access):
+// JSON, or with --html a readable self-contained report. Audited.
+func personExport(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("person export", flag.ContinueOnError)
+	id := fs.String("id", "", "person id (required)")
+	asHTML := fs.Bool("html", false, "print a readable HTML report instead of JSON")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	if *id == "" || fs.NArg() > 0 {
+		return usagef("vigil person export: --id is required (and nothing else)")
+	}
+	es, al, done, err := personAccess(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	p, err := es.GetPerson(ctx, *id)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, eerr := es.Erasure(ctx, *id); eerr == nil {
+			return fmt.Errorf("person %q was erased: nothing is held about them", *id)
+		}
+		return fmt.Errorf("person %q not found", *id)
+	}
+	if err != nil {
+		return err
+	}
+	x, err := web.CollectExport(ctx, es, p, time.Now())
+	if err != nil {
+		return fmt.Errorf("export person %s: %w", *id, err)
+	}
+	format := "json"
+	if *asHTML {
+		format = "html"
+	}
+	// Recorded first: personal data is never served unaudited.
+	if err := al.Record(ctx, audit.Entry{OrgID: p.OrgID, Actor: "cli", SourceIP: "local", Action: "person.export",
+		ObjectType: "person", ObjectID: p.ID, Outcome: "ok", Severity: "info", Details: map[string]string{"via": "cli", "format": format}}); err != nil {
+		return fmt.Errorf("export person %s: audit log: %w", *id, err)
+	}
+	if *asHTML {
+		return web.WriteExportHTML(e.stdout, x)
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(x)
+}
+
+// personErase erases a person (right to erasure) and prints the receipt.
+func personErase(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("person erase", flag.ContinueOnError)
+	id := fs.String("id", "", "person id (required)")
+	reason := fs.String("reason", "", "the legal basis, e.g. 'GDPR Art. 17 request of 2026-01-05' (required; not the person's name)")
+	cfg, err := loadConfig(fs, e, args)
+	if err != nil {
+		return err
+	}
+	r := strings.TrimSpace(*reason)
+	if *id == "" || r == "" || fs.NArg() > 0 {
+		return usagef("vigil person erase: --id and --reason are required")
+	}
+	if len([]rune(r)) > 500 || strings.ContainsAny(r, "\r\n\t") {
+		return usagef("vigil person erase: --reason: at most 500 characters, one line")
+	}
+	es, al, done, err := personAccess(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	org := ""
+	if p, err := es.GetPerson(ctx, *id); err == nil {
+		org = p.OrgID
+	} else if prev, eerr := es.Erasure(ctx, *id); eerr == nil {
+		org = prev.OrgID
+	} else {
+		return fmt.Errorf("person %q not found", *id)
+	}
+	if err := al.Record(ctx, audit.Entry{OrgID: org, Actor: "cli", SourceIP: "local", Action: "person.erase",
+		ObjectType: "person", ObjectID: *id, Outcome: "ok", Severity: "high", Details: map[string]string{"via": "cli"}}); err != nil {
+		return fmt.Errorf("erase person %s: audit log: %w", *id, err)
+	}
+	rec, fresh, err := es.ErasePersonData(ctx, *id, r, time.Now())
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("person %q has an open alert or an active session: resolve or end them first, then erase", *id)
+	}
+	if err != nil {
+		return err
+	}
+	if fresh {
+		if err := al.Record(ctx, audit.Entry{OrgID: org, Actor: "cli", SourceIP: "local", Action: "person.erased",
+			ObjectType: "person", ObjectID: *id, Outcome: "ok", Severity: "high", Details: map[string]string{"via": "cli", "receipt_id": rec.ID}}); err != nil {
+			return fmt.Errorf("erase person %s: audit log: %w", *id, err)
+		}
+	} else {
+		fmt.Fprintf(e.stderr, "person %s was already erased on %s: the first receipt follows\n", *id, rec.ErasedAt.Format(time.RFC3339))
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rec)
 }

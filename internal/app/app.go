@@ -32,9 +32,11 @@ import (
 	"vigil/internal/bus"
 	"vigil/internal/clock"
 	"vigil/internal/config"
+	"vigil/internal/datakey"
 	"vigil/internal/device"
 	"vigil/internal/escalation"
 	"vigil/internal/event"
+	"vigil/internal/gateway/gt06"
 	"vigil/internal/gateway/httpgw"
 	"vigil/internal/gateway/mqttgw"
 	"vigil/internal/netlimit"
@@ -43,6 +45,7 @@ import (
 	"vigil/internal/pki"
 	"vigil/internal/safety"
 	"vigil/internal/store"
+	"vigil/internal/store/encrypted"
 	"vigil/internal/store/postgres"
 	"vigil/internal/store/sqlite"
 	"vigil/internal/web"
@@ -74,6 +77,7 @@ type App struct {
 	serverCert atomic.Pointer[tls.Certificate]
 	mqtt       *mqttgw.Gateway
 	httpgw     *httpgw.Gateway
+	gt06       *gt06.Server // nil unless trackers.gt06_listen is set
 	proj       *projector
 	pub        *publisher
 	falls      *fallConsumer
@@ -118,9 +122,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		deps.Out = io.Discard
 	}
 	a = &App{cfg: cfg, deps: deps, log: deps.Logger, addrs: map[string]string{}, runErr: make(chan error, 4)}
+	built := a // an error return sets a to nil: stop what was built
 	defer func() {
 		if err != nil {
-			_ = a.Stop(context.Background())
+			_ = built.Stop(context.Background())
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -138,6 +143,17 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 	}
 	a.store = st
 	a.onStop("store", func(context.Context) error { return st.Close() })
+	for _, w := range cfg.KeysWarnings() {
+		a.log.Warn(w)
+	}
+	// The embedded JetStream store is encrypted at rest under a key derived
+	// from the key-encryption key (an external NATS encrypts its own).
+	var jsKey []byte
+	if es, ok := st.(*encrypted.Store); ok && cfg.NATS.URL.Reveal() == "" {
+		if jsKey, err = es.Keys().DeriveKey(ctx, "system:jetstream", "vigil jetstream store v1", 32); err != nil {
+			return nil, fmt.Errorf("jetstream store key (is %s the install's key-encryption key? set keys.kek_file): %w", cfg.KEKPath(), err)
+		}
+	}
 
 	b, err := bus.Open(ctx, bus.Config{
 		URL:       cfg.NATS.URL.Reveal(),
@@ -146,6 +162,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		Listen:    cfg.NATS.Listen,
 		Sync:      cfg.NATS.Sync,
 		Replicas:  cfg.NATS.Replicas,
+		StoreKey:  jsKey,
 	}, a.log.With("component", "bus"))
 	if err != nil {
 		return nil, fmt.Errorf("open bus: %w", err)
@@ -174,6 +191,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		a.log.Warn("MQTT accepts devices without a client certificate (mqtt.client_certs = optional): their secret alone lets them in; use required (mutual TLS) in production")
 	}
 	a.httpgw = httpgw.New(httpgw.Config{}, a.devices, pub, dec, deps.Clock, a.log.With("component", "https"), a.reg)
+	a.setupTrackers(pub, dec)
 	a.proj = newProjector(st, a.log.With("component", "projector"), a.reg)
 	if err := a.setupFalls(); err != nil {
 		return nil, err
@@ -198,6 +216,25 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 // OpenStore opens the configured store, migrating first when the config says
 // so; otherwise it refuses a schema that is not the binary's.
 func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	st, err := openRawStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Personal fields are sealed under per-person data keys wrapped by the
+	// key-encryption key (keys.kek_file, outside the data directory by
+	// default): every reader, the server and each CLI command, sees them
+	// through the same decorator (docs/privacy.md).
+	es, err := encrypted.WrapWithKeyFile(st, cfg.KEKPath(), datakey.Config{CacheSize: cfg.Keys.CacheSize, CacheTTL: cfg.Keys.CacheTTL})
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("data keys: %w", err)
+	}
+	return es, nil
+}
+
+// openRawStore opens the configured store without the encryption
+// decorator.
+func openRawStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	kind, dsn := cfg.StoreKind()
 	if kind != "postgres" {
 		// A CLI command (org add, device add) may run before the first serve.
@@ -371,6 +408,9 @@ func (a *App) Start() error {
 	}
 	a.setAddr("mqtt", a.mqtt.Addr())
 	a.onStop("mqtt", func(context.Context) error { return a.mqtt.Close() })
+	if err := a.startTrackers(); err != nil {
+		return err
+	}
 
 	if err := a.serveHTTP("https", a.cfg.HTTPS.Listen, a.publicHandler()); err != nil {
 		return err

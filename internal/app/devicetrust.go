@@ -29,6 +29,7 @@ func (a *App) RevokeDevice(ctx context.Context, deviceID string) (at time.Time, 
 		return time.Time{}, false, fmt.Errorf("revoke device: %w", err)
 	}
 	closed = a.mqtt.Revoke(d.ID, d.CertFingerprint)
+	closed = a.disconnectTracker(d.ID) || closed
 	a.log.Warn("device revoked", "device_id", d.ID, "org_id", d.OrgID, "connection_closed", closed)
 	return d.DisabledAt, closed, nil
 }
@@ -76,7 +77,8 @@ func (a *App) watchRevocations(ctx context.Context, since time.Time, tick <-chan
 				continue
 			}
 			seen[d.ID] = d.DisabledAt
-			if a.mqtt.Revoke(d.ID, d.CertFingerprint) {
+			cut := a.mqtt.Revoke(d.ID, d.CertFingerprint)
+			if a.disconnectTracker(d.ID) || cut {
 				a.log.Warn("device revoked elsewhere: connection closed", "device_id", d.ID, "org_id", d.OrgID)
 			}
 			if d.DisabledAt.After(since) {

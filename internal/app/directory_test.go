@@ -142,6 +142,9 @@ func TestDirectoryRoutesAnswerAdmin(t *testing.T) {
 		}) {
 			continue
 		}
+		if strings.HasSuffix(pattern, "/erase") {
+			continue // TestPrivacyEndToEnd: the fixture person's open alert rightly blocks it (409)
+		}
 		n++
 		fx := w.fixture("x-worker")
 		path := strings.ReplaceAll(pattern, "{id}", fx[objectOf(pattern)])

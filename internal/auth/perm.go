@@ -48,6 +48,12 @@ const (
 	// BreakGlass: in an emergency, read one person's details beyond what
 	// the role shows, for a short time, with a reason; admins are told.
 	BreakGlass Permission = "people.break_glass"
+	// PeopleErase: erase a person (right to erasure): their data is
+	// deleted or crypto-shredded everywhere; admins only.
+	PeopleErase Permission = "people.erase"
+	// PeopleExport: a subject access export, everything held about one
+	// person (health context included); admins only.
+	PeopleExport Permission = "people.export"
 )
 
 // breakGlassGrants is what a break-glass grant allows on its one person.
@@ -59,6 +65,7 @@ var All = []Permission{
 	PresetsRead, PresetsWrite, EscalationRead, EscalationWrite, FeedRead, ReportsRead, ZonesRead, ZonesWrite,
 	PeopleRead, PeopleWrite, MedicalRead, ContactsRead, ContactsWrite, DevicesRead, DevicesWrite,
 	UsersRead, UsersWrite, TeamsRead, TeamsWrite, TokensRead, TokensWrite, AuditRead, OrgSettings, BreakGlass,
+	PeopleErase, PeopleExport,
 }
 
 // Roles is every role, in a stable order.
@@ -73,8 +80,10 @@ var Roles = []store.Role{
 var roleTable = map[store.Role][]Permission{
 	store.RoleAdmin: All,
 	// Provider staff run the service for the organisations assigned to
-	// them: everything an admin does except reading health context.
-	store.RoleProvider: without(All, MedicalRead),
+	// them: everything an admin does except reading health context and
+	// the data-subject rights (erasure, export), which are the
+	// organisation's own decisions as data controller.
+	store.RoleProvider: without(All, MedicalRead, PeopleErase, PeopleExport),
 	store.RoleSupervisor: {
 		AlertsRead, AlertsRespond, SessionsRead, SessionsWrite, PresetsRead, EscalationRead, FeedRead,
 		ReportsRead, ZonesRead, ZonesWrite, PeopleRead, MedicalRead, ContactsRead, DevicesRead, UsersRead, TeamsRead, BreakGlass,

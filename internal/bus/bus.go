@@ -89,6 +89,11 @@ type Config struct {
 	// MaxAge bounds how long events stay in the stream; the store keeps
 	// the projection. Default 7 days.
 	MaxAge time.Duration
+	// StoreKey, when set, encrypts the embedded server's JetStream files
+	// at rest (AES-256-GCM; nats-server converts plaintext blocks on
+	// start). It is secret: derived from the key-encryption key
+	// (datakey.Keyring.DeriveKey), never logged or written to disk.
+	StoreKey []byte
 }
 
 // Bus is a connection to JetStream, owning the embedded server if any.
@@ -168,6 +173,13 @@ func (b *Bus) startEmbedded() error {
 		NoLog:              true,
 		MaxPayload:         1 << 20,
 		JetStreamMaxMemory: 256 << 20,
+	}
+	if len(b.cfg.StoreKey) > 0 {
+		if len(b.cfg.StoreKey) < 32 {
+			return errors.New("bus: store key must be at least 32 bytes")
+		}
+		opts.JetStreamCipher = server.AES
+		opts.JetStreamKey = hex.EncodeToString(b.cfg.StoreKey)
 	}
 	switch s := strings.TrimSpace(b.cfg.Sync); s {
 	case "", "default":

@@ -61,6 +61,8 @@ type Config struct {
 	TLS     TLSConfig
 	Log     LogConfig
 
+	Trackers TrackersConfig
+
 	Firmware FirmwareConfig // config_firmware.go
 	Backup   BackupConfig   // config_backup.go
 	Keys     KeysConfig     // config_keys.go
@@ -193,6 +195,14 @@ type SafetyConfig struct {
 	NoMotionAfter   time.Duration
 	BatteryWarn     int
 	BatteryCritical int
+}
+
+// TrackersConfig turns on listeners for third-party trackers that cannot
+// speak MQTT or TLS. Each is off while its address is empty: such
+// trackers prove no secret (docs/trackers.md).
+type TrackersConfig struct {
+	// GT06Listen is the GT06/Concox TCP listen address (e.g. ":5023").
+	GT06Listen string
 }
 
 // TLSConfig selects the server certificate. With CertFile and KeyFile
@@ -328,6 +338,11 @@ func (c Config) Validate() error {
 	}
 	if err := checkListen(c.MQTT.Listen, false); err != nil {
 		bad("mqtt.listen", "%v", err)
+	}
+	if c.Trackers.GT06Listen != "" {
+		if err := checkListen(c.Trackers.GT06Listen, false); err != nil {
+			bad("trackers.gt06_listen", "%v", err)
+		}
 	}
 	if n := c.MQTT.MaxPacketBytes; n < 1024 || n > 268435455 {
 		bad("mqtt.max_packet_bytes", "%d: want 1024 to 268435455 (the MQTT maximum)", n)

@@ -59,6 +59,7 @@ var options = withSecretFiles(slices.Concat([]option{
 	{"mqtt.shared_identity", "mqtt-shared-identity", "when one device identity connects from several places: `takeover` (the newest wins; a security event is raised) or refuse", kindString, func(c *Config) any { return &c.MQTT.SharedIdentity }},
 	{"mqtt.flood_per_minute", "mqtt-flood-per-minute", "`messages` a minute from one device that flag it for quarantine (-1: off)", kindInt, func(c *Config) any { return &c.MQTT.FloodPerMinute }},
 	{"mqtt.client_certs", "mqtt-client-certs", "device client certificates on MQTT: `required` (mutual TLS, the default) or optional (fallback: a device without a certificate signs in with its secret)", kindString, func(c *Config) any { return &c.MQTT.ClientCerts }},
+	{"trackers.gt06_listen", "gt06-listen", "GT06/Concox tracker TCP listen `address` (e.g. :5023); empty: off. Plain TCP and IMEI-only identity: use on a private APN or VPN (docs/trackers.md)", kindString, func(c *Config) any { return &c.Trackers.GT06Listen }},
 	{"https.listen", "https-listen", "HTTPS listen `address`", kindString, func(c *Config) any { return &c.HTTPS.Listen }},
 	{"admin.listen", "admin-listen", "admin/metrics listen `address`: loopback or a unix socket (/path or unix:path)", kindString, func(c *Config) any { return &c.Admin.Listen }},
 	{"admin.allow_public", "admin-allow-public", "allow an admin listen address that is not loopback", kindBool, func(c *Config) any { return &c.Admin.AllowPublic }},

@@ -233,8 +233,10 @@ type Store interface {
 	RetentionStore
 	OrgSSOStore
 	PersonPhotoStore
+	PrivacyStore
 	EnrolStore
 	FirmwareStore
+	TrackerStore
 	// SetLocationPolicy sets an organisation's location policy.
 	SetLocationPolicy(ctx context.Context, orgID string, p LocationPolicy) error
 	// SetDuressCode sets a person's duress code hash (nil clears it).

@@ -85,6 +85,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Retention", testRetention},
 		{"OrgSSO", testOrgSSO},
 		{"PersonPhoto", testPersonPhoto},
+		{"DeviceIMEI", testDeviceIMEI},
+		{"DataKeys", testDataKeys},
+		{"ErasePerson", testErasePerson},
 		{"Firmware", testFirmware},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {

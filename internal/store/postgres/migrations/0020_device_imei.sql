@@ -1,0 +1,7 @@
+-- Vigil schema 20 (PostgreSQL): the IMEI a third-party tracker (GT06) logs
+-- in with, registered to one device. Trackers of this kind prove no
+-- secret, so an IMEI is accepted only if an admin registered it.
+CREATE TABLE device_imeis (
+    imei      text PRIMARY KEY,
+    device_id text NOT NULL UNIQUE REFERENCES devices (id) ON DELETE CASCADE
+);
