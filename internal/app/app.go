@@ -70,7 +70,8 @@ type App struct {
 	store   store.Store
 	bus     *bus.Bus
 	devices *device.Registry
-	ca      *pki.CA
+	ca      *pki.CA // the built-in CA: the server certificate
+	devCA   *pki.CA // issues and is trusted for device certificates: ca, or tls.device_ca_cert
 	tlsCfg  *tls.Config
 	tickets *pki.TicketRotator
 	// serverCert is the generated server certificate, swapped on renewal.
@@ -179,7 +180,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) 
 		MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
 		MaxConnections: int64(cfg.MQTT.MaxConnections),
 		ReceiveMaximum: uint16(cfg.MQTT.ReceiveMaximum),
-		ClientCAs:      a.ca.Pool(),
+		ClientCAs:      a.devCA.Pool(),
 		ClientCerts:    cfg.MQTT.ClientCerts,
 		SharedIdentity: cfg.MQTT.SharedIdentity,
 		FloodPerMinute: cfg.MQTT.FloodPerMinute,
@@ -269,7 +270,14 @@ func (a *App) setupTLS() error {
 	if err != nil {
 		return fmt.Errorf("set up CA: %w", err)
 	}
-	a.ca = ca
+	a.ca, a.devCA = ca, ca
+	if a.cfg.TLS.DeviceCACert != "" {
+		// Device certificates come from the organisation's own PKI: only
+		// its intermediate issues and is trusted for them.
+		if a.devCA, err = pki.LoadCA(a.cfg.TLS.DeviceCACert, a.cfg.TLS.DeviceCAKey, now); err != nil {
+			return err
+		}
+	}
 	if a.cfg.TLS.CertFile != "" {
 		cert, err = pki.LoadKeyPair(a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
 		if err != nil {
@@ -463,7 +471,7 @@ func (a *App) serveHTTP(name, addr string, h http.Handler) error {
 		// or verify it here (the renewal handler does); advertising only
 		// Vigil's CA keeps browsers from prompting for a certificate.
 		srv.TLSConfig.ClientAuth = tls.RequestClientCert
-		srv.TLSConfig.ClientCAs = a.ca.Pool()
+		srv.TLSConfig.ClientCAs = a.devCA.Pool()
 	}
 	a.wg.Add(1)
 	go func() {

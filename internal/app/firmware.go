@@ -177,7 +177,7 @@ func (h *firmwareHandler) authenticate(r *http.Request, id string) (bool, error)
 		return false, nil
 	}
 	certs := r.TLS.PeerCertificates
-	if err := pki.VerifyClient(certs, h.a.ca.Pool(), h.a.deps.Clock.Now()); err != nil {
+	if err := pki.VerifyClient(certs, h.a.devCA.Pool(), h.a.deps.Clock.Now()); err != nil {
 		return false, nil
 	}
 	if cid, err := pki.DeviceID(certs[0]); err != nil || cid != id {

@@ -18,14 +18,14 @@ import (
 func (a *App) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	a.httpgw.Register(mux)
-	enr := enrol.New(enrol.Config{}, a.store, a.ca, a.deps.Clock, a.log.With("component", "enrol"))
+	enr := enrol.New(enrol.Config{}, a.store, a.devCA, a.deps.Clock, a.log.With("component", "enrol"))
 	a.api.SetEnroller(enr)
 	mux.Handle(httpgw.EnrolPattern, httpgw.EnrolHandler(enr, a.log.With("component", "enrol")))
 	var aud enrol.Auditor
 	if a.audit != nil {
 		aud = a.audit
 	}
-	mux.Handle(httpgw.RenewPattern, httpgw.RenewHandler(enrol.NewRenewer(enrol.RenewConfig{}, a.store, a.ca, aud, a.deps.Clock, a.log.With("component", "enrol")), a.log.With("component", "enrol")))
+	mux.Handle(httpgw.RenewPattern, httpgw.RenewHandler(enrol.NewRenewer(enrol.RenewConfig{}, a.store, a.devCA, aud, a.deps.Clock, a.log.With("component", "enrol")), a.log.With("component", "enrol")))
 	mux.Handle("/api/v1/", a.api.Handler())
 	if err := a.registerConsole(mux); err != nil {
 		a.log.Error("web console not served", "err", err)

@@ -212,6 +212,12 @@ type TLSConfig struct {
 	CertFile string
 	KeyFile  string
 	Hosts    []string
+	// DeviceCACert and DeviceCAKey name an external CA (an intermediate
+	// of the organisation's own PKI) that issues device client
+	// certificates and is the only CA trusted for them, instead of the
+	// built-in one. Both or neither.
+	DeviceCACert string
+	DeviceCAKey  string
 }
 
 // LogConfig is the process logger.
@@ -431,6 +437,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls.cert_file", "tls.cert_file (--tls-cert) and tls.key_file (--tls-key) must be set together, or both left empty for a self-managed CA")
+	}
+	if (c.TLS.DeviceCACert == "") != (c.TLS.DeviceCAKey == "") {
+		bad("tls.device_ca_cert", "tls.device_ca_cert (--device-ca-cert) and tls.device_ca_key (--device-ca-key) must be set together, or both left empty for the built-in CA")
 	}
 	for _, h := range c.TLS.Hosts {
 		if !validHost(h) {

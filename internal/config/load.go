@@ -95,6 +95,8 @@ var options = withSecretFiles(slices.Concat([]option{
 	{"notify.outbound_ca_file", "outbound-ca-file", "PEM `file` of a private CA trusted, besides the system roots, for webhooks, the SMS provider and SMTP", kindString, func(c *Config) any { return &c.Notify.OutboundCAFile }},
 	{"tls.cert_file", "tls-cert", "TLS certificate `file` (PEM); empty for the built-in CA", kindString, func(c *Config) any { return &c.TLS.CertFile }},
 	{"tls.key_file", "tls-key", "TLS private key `file` (PEM), with --tls-cert", kindString, func(c *Config) any { return &c.TLS.KeyFile }},
+	{"tls.device_ca_cert", "device-ca-cert", "an external CA certificate `file` (PEM; an intermediate of your own PKI) that issues and alone is trusted for device client certificates; empty: the built-in CA", kindString, func(c *Config) any { return &c.TLS.DeviceCACert }},
+	{"tls.device_ca_key", "device-ca-key", "the external device CA's private key `file` (PEM PKCS#8), with --device-ca-cert", kindString, func(c *Config) any { return &c.TLS.DeviceCAKey }},
 	{"tls.hosts", "tls-hosts", "extra DNS names/IPs (comma-separated `hosts`) for the generated server certificate", kindList, func(c *Config) any { return &c.TLS.Hosts }},
 	{"log.level", "log-level", "log `level`: debug, info, warn or error", kindString, func(c *Config) any { return &c.Log.Level }},
 	{"log.format", "log-format", "log `format`: text or json", kindString, func(c *Config) any { return &c.Log.Format }},
