@@ -204,6 +204,7 @@ var bodies = map[string]string{
 	"POST /api/v1/alerts/{id}/notes":                    `{"note":"called her daughter"}`,
 	"POST /api/v1/orgs/{org}/devices":                   `{"name":"pendant"}`,
 	"POST /api/v1/devices/{id}/revoke":                  `{"reason":"lost on a visit"}`,
+	"POST /api/v1/people/{id}/leave":                    `{"reason":"left the service"}`,
 	"POST /api/v1/devices/{id}/release":                 `{"reason":"checked"}`,
 	"POST /api/v1/alerts/{id}/acknowledge":              `{"note":"on it"}`,
 	"POST /api/v1/alerts/{id}/resolve":                  `{"outcome":"false_alarm"}`,

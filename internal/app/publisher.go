@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -70,7 +71,19 @@ type publisher struct {
 	urgent  [partitions]chan pubReq // buttons, falls, alarms: on their own subjects
 	stopped chan struct{}
 	sizes   prometheus.Histogram
+	fixes   [partitions]fixCache // each device's newest fix published here
 }
+
+// fixCache is the newest position fix of each device of one partition
+// published through this instance.
+type fixCache struct {
+	mu sync.Mutex
+	m  map[string]event.Position
+}
+
+// alarmFixAge is how old a device's last fix may be, against the alarm's
+// own time, to go out with an alarm that carries no position.
+const alarmFixAge = 5 * time.Minute
 
 func newPublisher(b *bus.Bus, st EventWriter, log *slog.Logger, reg prometheus.Registerer) *publisher {
 	p := &publisher{b: b, st: st, log: log, stopped: make(chan struct{}),
@@ -80,6 +93,7 @@ func newPublisher(b *bus.Bus, st EventWriter, log *slog.Logger, reg prometheus.R
 		}),
 	}
 	for i := range p.parts {
+		p.fixes[i].m = map[string]event.Position{}
 		p.parts[i] = make(chan pubReq, 4096)
 		p.motion[i] = make(chan pubReq, 1024)
 		p.urgent[i] = make(chan pubReq, 1024)
@@ -192,6 +206,7 @@ func (p *publisher) publish(ctx context.Context, evs []event.Event) error {
 		return nil
 	}
 	part := partitionOf(evs[0].DeviceID)
+	p.withLastFix(part, evs)
 	var lanes [3][]event.Event // motion, urgent, other
 	for i := range evs {
 		switch {
@@ -296,4 +311,39 @@ func (p *publisher) PublishEvents(ctx context.Context, evs []event.Event) error 
 		evs = evs[n:]
 	}
 	return nil
+}
+
+// withLastFix remembers each device's newest position fix and gives an
+// alarm that carries none (an SOS from a pendant that sends positions
+// separately) the device's last fix, when it is at most alarmFixAge older
+// than the alarm: the alarm travels on the urgent lane and may overtake
+// the position report sent just before it, so without this its alert
+// could show an older place. The fix keeps its own fix_time, so its age
+// stays visible. evs are one device's, in the order it sent them.
+func (p *publisher) withLastFix(part int, evs []event.Event) {
+	fc := &p.fixes[part]
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	for i := range evs {
+		ev := &evs[i]
+		if pos := ev.Position; pos != nil {
+			at := pos.FixTime
+			if at.IsZero() {
+				at = ev.DeviceTime
+			}
+			if old, ok := fc.m[ev.DeviceID]; !ok || !at.Before(old.FixTime) {
+				c := *pos
+				c.FixTime = at
+				fc.m[ev.DeviceID] = c
+			}
+			continue
+		}
+		if !ev.IsAlarm() {
+			continue
+		}
+		if last, ok := fc.m[ev.DeviceID]; ok && !last.FixTime.After(ev.DeviceTime.Add(time.Minute)) && ev.DeviceTime.Sub(last.FixTime) <= alarmFixAge {
+			c := last
+			ev.Position = &c
+		}
+	}
 }

@@ -115,8 +115,11 @@ func (a *App) startSafety(ctx context.Context) error {
 	// at once even while position reports queue up.
 	go func() {
 		defer a.wg.Done()
+		// No linger: an alarm is decided the moment it arrives (the
+		// publisher gives one without a position the device's last fix,
+		// so overtaking the position report sent before it loses nothing).
 		err := a.bus.Consume(ctx, bus.ConsumeConfig{Durable: "safety-urgent", Filter: bus.UrgentFilter, MaxBatch: 64,
-			StartTime: a.deps.Clock.Now().Add(-time.Hour)}, a.safetyCons.handle)
+			NoLinger: true, StartTime: a.deps.Clock.Now().Add(-time.Hour)}, a.safetyCons.handle)
 		if err != nil {
 			a.log.Error("safety engine stopped", "err", err)
 			a.runErr <- err

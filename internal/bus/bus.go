@@ -365,6 +365,10 @@ type ConsumeConfig struct {
 	// message: larger batches mean fewer, cheaper store commits. Default
 	// 20ms; the events are already durable in the stream meanwhile.
 	Linger time.Duration
+	// NoLinger makes a batch whatever has arrived by the time its first
+	// message is taken, with no waiting to fill it (Linger is ignored): for
+	// a latency-first consumer such as the alarms' urgent lane.
+	NoLinger bool
 	// StartTime, when set, makes a consumer that does not exist yet start
 	// with the messages stored from then on (not the whole stream): a new
 	// processor added to an existing deployment does not act on history.
@@ -441,9 +445,21 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h BatchHandler) err
 		case m := <-in:
 			batch = append(batch, m)
 		}
-		linger.Reset(cc.Linger)
+		if cc.NoLinger {
+		drain:
+			for len(batch) < cc.MaxBatch {
+				select {
+				case m := <-in:
+					batch = append(batch, m)
+				default:
+					break drain
+				}
+			}
+		} else {
+			linger.Reset(cc.Linger)
+		}
 	fill:
-		for len(batch) < cc.MaxBatch {
+		for !cc.NoLinger && len(batch) < cc.MaxBatch {
 			select {
 			case m := <-in:
 				batch = append(batch, m)

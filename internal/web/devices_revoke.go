@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"vigil/internal/audit"
@@ -14,6 +15,7 @@ import (
 var revokeRoutes = []Route{
 	{"POST /api/v1/devices/{id}/revoke", ObjPerm, auth.DevicesWrite, func(a *API) http.HandlerFunc { return a.revokeDevice }},
 	{"POST /api/v1/devices/{id}/release", ObjPerm, auth.DevicesWrite, func(a *API) http.HandlerFunc { return a.releaseDevice }},
+	{"POST /api/v1/people/{id}/leave", ObjPerm, auth.DevicesWrite, func(a *API) http.HandlerFunc { return a.personLeaves }},
 }
 
 // DeviceRevoker disables a device and cuts its live connections
@@ -80,11 +82,16 @@ func (a *API) deviceAction(w http.ResponseWriter, r *http.Request) (store.Device
 // auditedHigh records a device-trust action before it is taken (fail
 // closed: no record, no action).
 func (a *API) auditedHigh(w http.ResponseWriter, r *http.Request, d store.Device, action string, details map[string]string) bool {
+	return a.auditedHighOn(w, r, d.OrgID, "device", d.ID, action, details)
+}
+
+// auditedHighOn is auditedHigh for any kind of object.
+func (a *API) auditedHighOn(w http.ResponseWriter, r *http.Request, orgID, objectType, objectID, action string, details map[string]string) bool {
 	if a.audit == nil {
 		return true
 	}
-	if err := a.audit.Record(r.Context(), audit.Entry{OrgID: d.OrgID, Actor: principalOf(r).Actor(), SourceIP: clientIP(r),
-		Action: action, ObjectType: "device", ObjectID: d.ID, Outcome: "ok", Severity: "high", Details: details}); err != nil {
+	if err := a.audit.Record(r.Context(), audit.Entry{OrgID: orgID, Actor: principalOf(r).Actor(), SourceIP: clientIP(r),
+		Action: action, ObjectType: objectType, ObjectID: objectID, Outcome: "ok", Severity: "high", Details: details}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "audit_unavailable", "", "the audit log is unavailable; try again shortly")
 		return false
 	}
@@ -111,4 +118,64 @@ func (a *API) releaseDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "released": true})
+}
+
+// personLeaves is a person leaving the service (a worker who leaves the
+// provider, a resident who moves out): every device assigned to them is
+// revoked at once, as revokeDevice does — its secret and certificate stop
+// working and a live connection is closed — and unassigned. Audited with
+// high severity, with the reason, before anything is done. The person's
+// records stay (erasure is its own, separate step).
+func (a *API) personLeaves(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.personAs(w, r, auth.DevicesWrite)
+	if !ok {
+		return
+	}
+	var b revokeBody
+	if f, m, ok := decode(w, r, maxBody, &b); !ok {
+		a.bad(w, f, m)
+		return
+	}
+	if m := checkText(b.Reason, 500, true, true); m != "" {
+		a.bad(w, "reason", m)
+		return
+	}
+	if a.revoker == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "device trust is not running")
+		return
+	}
+	devs, err := a.dir.ListDevices(r.Context(), p.OrgID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var ids []string
+	for _, d := range devs {
+		if d.PersonID == p.ID {
+			ids = append(ids, d.ID)
+		}
+	}
+	if !a.auditedHighOn(w, r, p.OrgID, "person", p.ID, "person.leave",
+		map[string]string{"reason": b.Reason, "devices": strings.Join(ids, " ")}) {
+		return
+	}
+	type revoked struct {
+		DeviceID string    `json:"device_id"`
+		At       time.Time `json:"revoked_at"`
+		Closed   bool      `json:"connection_closed"`
+	}
+	out := []revoked{}
+	for _, id := range ids {
+		at, closed, err := a.revoker.RevokeDevice(r.Context(), id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if err := a.dir.AssignDevice(r.Context(), id, ""); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		out = append(out, revoked{DeviceID: id, At: at.UTC(), Closed: closed})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"person_id": p.ID, "revoked": out})
 }
