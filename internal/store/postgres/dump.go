@@ -173,50 +173,10 @@ func Load(ctx context.Context, url, schema string, version int, tables []string,
 // does per migration, without its own transaction.
 type txDriver struct{ tx pgx.Tx }
 
-func (d txDriver) Applied(ctx context.Context) ([]migrate.Record, error) {
-	var exists bool
-	if err := d.tx.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	if !exists {
-		return nil, nil
-	}
-	rows, err := d.tx.Query(ctx, `SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (migrate.Record, error) {
-		var rec migrate.Record
-		err := r.Scan(&rec.Version, &rec.Checksum, &rec.AppliedAt)
-		rec.AppliedAt = rec.AppliedAt.UTC()
-		return rec, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	return recs, nil
-}
+func (d txDriver) Applied(ctx context.Context) ([]migrate.Record, error) { return appliedIn(ctx, d.tx) }
 
 func (d txDriver) Apply(ctx context.Context, m migrate.Migration) (bool, error) {
-	if _, err := d.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vigil.migrate.' || current_schema()))`); err != nil {
-		return false, err
-	}
-	if _, err := d.tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    integer PRIMARY KEY,
-		checksum   text NOT NULL,
-		applied_at timestamptz NOT NULL
-	)`); err != nil {
-		return false, err
-	}
-	// No arguments: the simple protocol, which runs several statements.
-	if _, err := d.tx.Exec(ctx, m.SQL); err != nil {
-		return false, err
-	}
-	if _, err := d.tx.Exec(ctx, `INSERT INTO schema_migrations (version, checksum, applied_at) VALUES ($1, $2, now())`,
-		m.Version, m.Checksum); err != nil {
-		return false, err
-	}
-	return true, nil
+	return applyIn(ctx, d.tx, m)
 }
 
 // Counts returns the row count of every table of the schema (or the

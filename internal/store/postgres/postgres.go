@@ -197,15 +197,31 @@ func (s *Store) Ping(ctx context.Context) error {
 
 type driver struct{ pool *pgxpool.Pool }
 
-func (d driver) Applied(ctx context.Context) ([]migrate.Record, error) {
+func (d driver) Applied(ctx context.Context) ([]migrate.Record, error) { return appliedIn(ctx, d.pool) }
+
+func (d driver) Apply(ctx context.Context, m migrate.Migration) (bool, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(ctx)
+	done, err := applyIn(ctx, tx, m)
+	if err != nil || !done {
+		return false, err
+	}
+	return true, tx.Commit(ctx)
+}
+
+// appliedIn reads the applied migrations (none before the first).
+func appliedIn(ctx context.Context, q querier) ([]migrate.Record, error) {
 	var exists bool
-	if err := d.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+	if err := q.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}
 	if !exists {
 		return nil, nil
 	}
-	rows, err := d.pool.Query(ctx, `SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version`)
+	rows, err := q.Query(ctx, `SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version`)
 	if err != nil {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}
@@ -221,12 +237,9 @@ func (d driver) Applied(ctx context.Context) ([]migrate.Record, error) {
 	return recs, nil
 }
 
-func (d driver) Apply(ctx context.Context, m migrate.Migration) (bool, error) {
-	tx, err := d.pool.Begin(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer tx.Rollback(ctx)
+// applyIn applies m inside tx, unless another migrator already did: false
+// then. The caller commits.
+func applyIn(ctx context.Context, tx pgx.Tx, m migrate.Migration) (bool, error) {
 	// One migrator per schema at a time, across processes.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('vigil.migrate.' || current_schema()))`); err != nil {
 		return false, err
@@ -253,7 +266,7 @@ func (d driver) Apply(ctx context.Context, m migrate.Migration) (bool, error) {
 		m.Version, m.Checksum); err != nil {
 		return false, err
 	}
-	return true, tx.Commit(ctx)
+	return true, nil
 }
 
 // --- encoding -------------------------------------------------------------
