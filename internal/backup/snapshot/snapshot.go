@@ -16,7 +16,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -157,7 +156,7 @@ func snapshotSQLite(ctx context.Context, dsn, tmp string, m *backup.Manifest) ([
 		return nil, fmt.Errorf("back up store %s: %w", dsn, err)
 	}
 	snap := filepath.Join(tmp, StoreFile)
-	if err := vacuumInto(ctx, dsn, snap); err != nil {
+	if err := sqlite.Snapshot(ctx, dsn, snap); err != nil {
 		return nil, err
 	}
 	st, err := sqlite.Status(ctx, snap)
@@ -167,7 +166,7 @@ func snapshotSQLite(ctx context.Context, dsn, tmp string, m *backup.Manifest) ([
 	if err := st.Err(); err != nil {
 		return nil, fmt.Errorf("back up store: this binary does not match the store's schema: %w", err)
 	}
-	counts, err := SQLiteCounts(ctx, snap)
+	counts, err := sqlite.Counts(ctx, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -214,58 +213,6 @@ func (b *bufFile) Close() error {
 		err = cerr
 	}
 	return err
-}
-
-// vacuumInto writes a consistent, compacted copy of the database at src
-// to dst. It runs as one read transaction beside the server's writer (WAL).
-func vacuumInto(ctx context.Context, src, dst string) error {
-	// 128 MiB of page cache at most (it grows only as used): VACUUM INTO
-	// rebuilds every index, and a small cache makes that thrash on a
-	// large store.
-	db, err := sql.Open("sqlite", src+"?_pragma=busy_timeout(10000)&_pragma=cache_size(-131072)")
-	if err != nil {
-		return fmt.Errorf("snapshot store: %w", err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return fmt.Errorf("snapshot store: %w", err)
-	}
-	return os.Chmod(dst, 0o600)
-}
-
-// SQLiteCounts counts the rows of every table of the database at path.
-func SQLiteCounts(ctx context.Context, path string) (map[string]int64, error) {
-	db, err := sql.Open("sqlite", path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		return nil, fmt.Errorf("count rows: %w", err)
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("count rows: %w", err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("count rows: %w", err)
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count rows: %w", err)
-	}
-	counts := make(map[string]int64, len(names))
-	for _, n := range names {
-		var c int64
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM "`+strings.ReplaceAll(n, `"`, `""`)+`"`).Scan(&c); err != nil {
-			return nil, fmt.Errorf("count rows of %s: %w", n, err)
-		}
-		counts[n] = c
-	}
-	return counts, nil
 }
 
 // DataDirFiles lists the data directory's regular files to back up: the
@@ -433,7 +380,7 @@ func Check(ctx context.Context, tgt Target, m backup.Manifest) (Summary, error) 
 			return Summary{}, err
 		}
 		st = s
-		if counts, err = SQLiteCounts(ctx, dbPath); err != nil {
+		if counts, err = sqlite.Counts(ctx, dbPath); err != nil {
 			st.Close()
 			return Summary{}, err
 		}
